@@ -1,0 +1,59 @@
+"""musicstems: compose music stem by stem.
+
+One prompt per instrument, a shared style, tempo and key; every stem is generated separately,
+aligned, loudness-matched and mixed into a finished track::
+
+    from musicstems import compose
+    song = compose({"drums": "punchy techno drums", "bass": "deep acid bassline"},
+                   style="dark berlin techno", bpm=128, key="A minor", duration_s=10, seed=7)
+    song.save("out/")
+
+``import musicstems`` is light: public names load on first use, and torch and transformers only
+when MusicGen generation starts.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it; loaded on first attribute access (PEP 562)
+_LAZY = {
+    "compose": "compose",
+    "render": "compose",
+    "Composition": "composition",
+    "Stem": "spec",
+    "Key": "spec",
+    "parse_key": "spec",
+    "MusicStemsError": "errors",
+    "align_stems": "align",
+    "AlignedStems": "align",
+    "analyze": "analysis",
+    "release_models": "backends.musicgen",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .align import AlignedStems, align_stems
+    from .analysis import analyze
+    from .backends.musicgen import release_models
+    from .compose import compose, render
+    from .composition import Composition
+    from .errors import MusicStemsError
+    from .spec import Key, Stem, parse_key
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'musicstems' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,271 @@
+"""MusicGen through Hugging Face transformers: loading, the model cache, batched generation.
+
+torch and transformers are imported here, on first use, never by ``import musicstems``.
+Generation settings are arguments of each call; the cached model is never mutated per call, so
+two callers sharing it cannot change each other's results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelLoadError, MusicStemsError
+from . import Generated, ProgressCallback, fit_length
+
+__all__ = ["MusicGenBackend", "load_model", "release_models", "resolve_device",
+           "resolve_precision", "LoadedModel"]
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    processor: Any
+    model_id: str
+    device: str
+    precision: str
+    sample_rate: int
+    frame_rate: int
+    revision: str | None
+    load_s: float
+
+
+_CACHE: dict[tuple[str, str, str], LoadedModel] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` picks CUDA, then Apple MPS, then the CPU."""
+    import torch
+
+    if device != "auto":
+        if device == "cuda" and not torch.cuda.is_available():
+            raise MusicStemsError("device='cuda' but torch sees no CUDA GPU here; use "
+                                  "device='auto' or 'cpu'.")
+        if device == "mps" and not torch.backends.mps.is_available():
+            raise MusicStemsError("device='mps' but Apple MPS is not available here; use "
+                                  "device='auto' or 'cpu'.")
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def resolve_precision(precision: str, device: str, *, bf16_supported: bool | None = None) -> str:
+    """The precision to run in. ``"auto"`` takes the fastest one whose output stays close to fp32
+    on ``device`` (see docs/performance.md for the measurements behind each choice)."""
+    if precision != "auto":
+        if precision == "fp16" and device == "cpu":
+            raise MusicStemsError("precision='fp16' needs a GPU; use 'bf16', 'int8' or 'auto' "
+                                  "on a CPU.")
+        if precision == "int8" and device != "cpu":
+            raise MusicStemsError(f"precision='int8' is CPU dynamic quantization; on "
+                                  f"device={device!r} use 'fp16', 'bf16' or 'auto'.")
+        return precision
+    if device == "cuda":
+        if bf16_supported is None:
+            import torch
+            bf16_supported = torch.cuda.is_bf16_supported()
+        return "bf16" if bf16_supported else "fp16"
+    if device == "mps":
+        return "fp16"
+    return "fp32"
+
+
+def _torch_dtype(precision: str):
+    import torch
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16,
+            "int8": torch.float32}[precision]
+
+
+@contextlib.contextmanager
+def _quiet_transformers(enabled: bool):
+    """Silence transformers' load-time bars and notices when the user asked for no output."""
+    if not enabled:
+        yield
+        return
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def load_model(model_id: str, *, device: str = "auto", precision: str = "auto",
+               quiet: bool = False) -> LoadedModel:
+    """Load (or take from the cache) a MusicGen model and its processor.
+
+    Parameters
+    ----------
+    model_id : str
+        A Hugging Face hub id (``"facebook/musicgen-small"``) or a local folder written by
+        ``save_pretrained``.
+    device : {"auto", "cpu", "cuda", "mps"}
+    precision : {"auto", "fp32", "bf16", "fp16", "int8"}
+    quiet : bool
+        Hide transformers' loading bars and notices.
+
+    Returns
+    -------
+    LoadedModel
+        Kept per (model, device, precision) for the life of the process; ``release_models()``
+        gives the memory back.
+    """
+    import torch  # noqa: F401  (fail here, clearly, if torch is missing)
+
+    device = resolve_device(device)
+    precision = resolve_precision(precision, device)
+    key = (model_id, device, precision)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+        start = time.perf_counter()
+        from transformers import AutoProcessor, MusicgenForConditionalGeneration
+
+        with _quiet_transformers(quiet):
+            try:
+                model = MusicgenForConditionalGeneration.from_pretrained(
+                    model_id, dtype=_torch_dtype(precision), low_cpu_mem_usage=True)
+                processor = AutoProcessor.from_pretrained(model_id)
+            except OSError as exc:  # not cached and no network, or no such repo/folder
+                raise ModelLoadError(
+                    f"model={model_id!r} could not be loaded: {exc}. Download it once with "
+                    "network access (it is then cached), pass a local folder, or use "
+                    "backend='sketch', which needs no model."
+                ) from exc
+        model = model.to(device).eval()
+        if precision == "int8":
+            model = _quantize_decoder_int8(model)
+        codec = model.config.audio_encoder
+        loaded = LoadedModel(
+            model=model, processor=processor, model_id=model_id, device=device,
+            precision=precision, sample_rate=int(codec.sampling_rate),
+            frame_rate=int(codec.frame_rate),
+            revision=getattr(model.config, "_commit_hash", None),
+            load_s=time.perf_counter() - start,
+        )
+        _CACHE[key] = loaded
+        return loaded
+
+
+def _quantize_decoder_int8(model):
+    """Dynamic int8 quantization of the decoder's Linear layers: the decoder is read once per
+    step, so it is where the memory bandwidth goes on a CPU."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated but still runs
+        model.decoder = torch.ao.quantization.quantize_dynamic(
+            model.decoder, {torch.nn.Linear}, dtype=torch.qint8)
+    return model
+
+
+def release_models() -> int:
+    """Drop every cached model and give its memory back. Returns how many were dropped."""
+    with _CACHE_LOCK:
+        count = len(_CACHE)
+        _CACHE.clear()
+    gc.collect()
+    try:
+        import sys
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:  # pragma: no cover - best effort on exotic builds
+        pass
+    return count
+
+
+class _StepProgress:
+    """A transformers streamer that advances a tqdm bar and the user's callback per step."""
+
+    def __init__(self, total: int, *, show: bool, callback: ProgressCallback | None):
+        self.total, self.step, self.callback = total, 0, callback
+        self._primed = False
+        self.bar = None
+        if show:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=total, desc="musicstems: generating", unit="step",
+                            leave=False)
+
+    def put(self, value) -> None:
+        if not self._primed:  # the first call carries the decoder's start tokens
+            self._primed = True
+            return
+        self.step += 1
+        if self.bar is not None:
+            self.bar.update(1)
+        if self.callback is not None:
+            self.callback({"stage": "generate", "step": self.step, "total": self.total})
+
+    def end(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class MusicGenBackend:
+    """All stems of a song in one batched ``generate`` call."""
+
+    name = "musicgen"
+
+    def generate(self, stems, plan, settings, *, callback: ProgressCallback | None = None
+                 ) -> Generated:
+        import torch
+
+        load_start = time.perf_counter()
+        loaded = load_model(settings.model, device=settings.device,
+                            precision=settings.precision, quiet=not settings.progress)
+        prompts = [settings.prompts[s.name] for s in stems]
+        num_samples = round(settings.duration_s * loaded.sample_rate)
+        num_codebooks = loaded.model.decoder.num_codebooks
+        # The delay pattern holds back codebook k by k steps, so K - 1 extra steps are needed
+        # before the last frame is complete.
+        frames = math.ceil(num_samples / loaded.sample_rate * loaded.frame_rate)
+        max_new_tokens = frames + num_codebooks - 1
+        inputs = loaded.processor(text=prompts, padding=True, return_tensors="pt")
+        inputs = {k: v.to(loaded.device) for k, v in inputs.items()}
+        progress = _StepProgress(max_new_tokens, show=settings.progress, callback=callback)
+        start = time.perf_counter()
+        devices = [torch.cuda.current_device()] if loaded.device == "cuda" else []
+        try:
+            # fork_rng: the seed is this call's alone; the user's global RNG state is untouched.
+            with torch.random.fork_rng(devices=devices), torch.inference_mode():
+                torch.manual_seed(settings.seed)
+                audio = loaded.model.generate(
+                    **inputs, do_sample=True, guidance_scale=settings.guidance_scale,
+                    temperature=settings.temperature, top_k=settings.top_k,
+                    top_p=settings.top_p if settings.top_p > 0 else None,
+                    max_new_tokens=max_new_tokens, streamer=progress,
+                )
+        finally:
+            progress.end()
+        generate_s = time.perf_counter() - start
+        audio = audio.float().cpu().numpy()  # (batch, channels, samples)
+        out = {s.name: fit_length(audio[i], num_samples) for i, s in enumerate(stems)}
+        report = {
+            "model": loaded.model_id, "revision": loaded.revision, "device": loaded.device,
+            "precision": loaded.precision, "sample_rate": loaded.sample_rate,
+            "decoder_steps": max_new_tokens, "batch_size": len(stems),
+            # load_s is ~0 when the model came from the cache
+            "load_s": round(start - load_start, 3), "generate_s": round(generate_s, 3),
+            "ms_per_step": round(1000 * generate_s / max_new_tokens, 2),
+        }
+        return Generated(stems=out, sample_rate=loaded.sample_rate, report=report)

@@ -1,0 +1,229 @@
+"""The pipeline: spec -> backend -> align -> loudness -> mix -> master -> Composition.
+
+Data moves one way: each stage takes arrays and settings and returns arrays and a report, and
+every report ends up in the manifest.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from .analysis import analyze
+from .backends import get_backend
+from .composition import Composition
+from .loudness import master, normalize_loudness
+from .mix import mix_stems
+from .spec import DEFAULT_MODEL, SongSpec, Stem, validate_compose_args
+
+__all__ = ["compose", "render"]
+
+_VERSIONED = ("numpy", "scipy", "librosa", "pyloudnorm", "pydub", "soundfile", "torch",
+              "transformers", "accelerate")
+
+
+def compose(
+    stems: Mapping[str, str] | Sequence[Stem],
+    *,
+    style: str | None = None,
+    bpm: float | None = None,
+    key: str | None = None,
+    duration_s: float = 10.0,
+    seed: int | None = None,
+    backend: str = "musicgen",
+    model: str = DEFAULT_MODEL,
+    device: str = "auto",
+    precision: str = "auto",
+    guidance_scale: float = 3.0,
+    temperature: float = 1.0,
+    top_k: int = 250,
+    top_p: float = 0.0,
+    stem_lufs: float = -20.0,
+    target_lufs: float = -14.0,
+    ceiling_dbfs: float = -1.0,
+    align: bool = True,
+    progress: bool = True,
+    callback: Callable[[dict], None] | None = None,
+) -> Composition:
+    """Generate every stem, align them, match their loudness, mix and master the song.
+
+    Parameters
+    ----------
+    stems : dict of str -> str, or list of Stem
+        One prompt per instrument, ``{"drums": "punchy techno drums", ...}``, or
+        ``[Stem("drums", "punchy techno drums", gain_db=-2, pan=0.0), ...]`` for mix settings.
+        Names become file names: letters, digits, ``-`` and ``_``.
+    style : str, optional
+        Shared style added to every stem's prompt, e.g. ``"dark berlin techno"``.
+    bpm : float in [20, 300], optional
+        Shared tempo, written into every prompt and used as the alignment target.
+    key : str, optional
+        Shared key such as ``"A minor"`` or ``"F#m"``.
+    duration_s : float > 0
+        Length of the song in seconds; every stem and the mix are exactly
+        ``round(duration_s * sample_rate)`` samples. MusicGen generates at most 30 s.
+    seed : int in [0, 2**32), optional
+        Same inputs and seed give bit-identical audio on the same machine. When omitted one is
+        drawn and recorded in the manifest.
+    backend : {"musicgen", "sketch"}
+        ``"musicgen"`` generates with the model; ``"sketch"`` renders a song offline from a
+        musical plan in seconds, with no model download.
+    model : str
+        Hub id or local folder of a MusicGen model (musicgen backend).
+    device : {"auto", "cpu", "cuda", "mps"}
+        ``"auto"`` picks CUDA, then MPS, then the CPU.
+    precision : {"auto", "fp32", "bf16", "fp16", "int8"}
+        Numeric precision of generation; ``"auto"`` picks the fastest that keeps fidelity.
+    guidance_scale : float >= 1
+        Classifier-free guidance (MusicGen's default 3.0; 1 turns it off).
+    temperature, top_k, top_p :
+        Sampling settings (defaults 1.0, 250, 0 = off, as MusicGen's).
+    stem_lufs : float, LUFS
+        Integrated loudness every stem is matched to before its ``gain_db``.
+    target_lufs : float, LUFS
+        Integrated loudness of the mastered mix (ITU-R BS.1770-4).
+    ceiling_dbfs : float, dBFS
+        True-peak ceiling of the mastered mix.
+    align : bool
+        Align tempo, beat grid and key of the stems before mixing.
+    progress : bool
+        Show a progress bar (terminal or Jupyter). ``False`` prints nothing.
+    callback : callable, optional
+        Called with a dict ``{"stage": ..., "step": ..., "total": ...}`` as work advances.
+
+    Returns
+    -------
+    Composition
+
+    Raises
+    ------
+    MusicStemsError
+        For any bad argument, before any model is loaded.
+
+    Examples
+    --------
+    >>> from musicstems import compose
+    >>> song = compose({"drums": "punchy techno drums", "bass": "deep acid bassline"},
+    ...                bpm=128, key="A minor", duration_s=8, seed=7,
+    ...                backend="sketch", progress=False)
+    >>> song.mix.shape[-1] == 8 * song.sample_rate
+    True
+    """
+    spec = validate_compose_args(
+        stems, style=style, bpm=bpm, key=key, duration_s=duration_s, seed=seed,
+        backend=backend, model=model, device=device, precision=precision,
+        guidance_scale=guidance_scale, temperature=temperature, top_k=top_k, top_p=top_p,
+        stem_lufs=stem_lufs, target_lufs=target_lufs, ceiling_dbfs=ceiling_dbfs, align=align,
+        progress=progress)
+    return render(spec, callback=callback)
+
+
+def _notify(callback, stage: str, **extra: Any) -> None:
+    if callback is not None:
+        callback({"stage": stage, **extra})
+
+
+def _plan_for(spec: SongSpec):
+    """The shared musical plan, for backends that write against one."""
+    try:
+        from .plan import make_plan
+    except ImportError:  # the plan module arrives with the sketch backend
+        return None
+    return make_plan(spec)
+
+
+def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None) -> Composition:
+    """Run the pipeline on a validated :class:`SongSpec` (``compose`` validates, then calls
+    this)."""
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = round(now - clock, 4)
+        clock = now
+
+    plan = _plan_for(spec)
+    lap("plan")
+    _notify(callback, "generate", step=0, total=None)
+    generated = get_backend(spec.backend).generate(spec.stems, plan, spec, callback=callback)
+    sample_rate = generated.sample_rate
+    raw = generated.stems
+    lap("generate")
+
+    alignment_report: dict[str, Any] = {"enabled": spec.align}
+    if spec.align:
+        _notify(callback, "align")
+        from .align import align_stems
+
+        aligned = align_stems(raw, sample_rate, bpm=spec.bpm, key=spec.key,
+                              reference=_reference_stem(plan))
+        raw = aligned.stems
+        alignment_report.update(bpm=aligned.bpm, key=aligned.key, stems=aligned.report)
+    lap("align")
+
+    _notify(callback, "loudness")
+    levelled: dict[str, np.ndarray] = {}
+    stem_entries: dict[str, dict] = {}
+    for stem in spec.stems:
+        levelled[stem.name], loudness = normalize_loudness(
+            raw[stem.name], sample_rate, target_lufs=spec.stem_lufs, gain_db=stem.gain_db)
+        stem_entries[stem.name] = {
+            "prompt": stem.prompt, "prompt_sent": spec.prompts[stem.name],
+            "gain_db": stem.gain_db, "pan": stem.pan, "loudness": loudness,
+            "alignment": alignment_report.get("stems", {}).get(stem.name),
+        }
+    lap("loudness")
+
+    _notify(callback, "mix")
+    mixed, mix_report = mix_stems(levelled, sample_rate, pans={s.name: s.pan for s in spec.stems})
+    mastered, master_report = master(mixed, sample_rate, target_lufs=spec.target_lufs,
+                                     ceiling_dbfs=spec.ceiling_dbfs)
+    lap("mix")
+
+    _notify(callback, "analyze")
+    for name, audio in levelled.items():
+        stem_entries[name]["analysis"] = analyze(audio, sample_rate)
+    mix_analysis = analyze(mastered, sample_rate)
+    lap("analyze")
+
+    if plan is not None:
+        for name, role in getattr(plan, "roles", {}).items():
+            if name in stem_entries:
+                stem_entries[name]["role"] = role
+    manifest = {
+        "musicstems_version": _version("musicstems"),
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seed": spec.seed,
+        "settings": spec.settings(),
+        "backend": generated.report,
+        "sample_rate": sample_rate,
+        "num_samples": int(mastered.shape[-1]),
+        "duration_s": spec.duration_s,
+        "stems": stem_entries,
+        "mix": {"mix": mix_report, "master": master_report, "analysis": mix_analysis},
+        "alignment": alignment_report,
+        "plan": plan.to_dict() if plan is not None else None,
+        "versions": {"python": platform.python_version(),
+                     **{name: _version(name) for name in _VERSIONED}},
+        "timings_s": timings,
+    }
+    return Composition(mix=mastered, stems=levelled, sample_rate=sample_rate,
+                       prompts=dict(spec.prompts), seed=spec.seed, manifest=manifest, plan=plan)
+
+
+def _reference_stem(plan) -> str | None:
+    return getattr(plan, "reference_stem", None) if plan is not None else None
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None

@@ -1,0 +1,160 @@
+"""The result of ``compose``: the mix, every stem, and everything needed to reproduce them."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ExportError
+from .export import load_manifest, read_audio, save_song, write_audio, _check_format
+
+__all__ = ["Composition"]
+
+
+@dataclass
+class Composition:
+    """A finished song.
+
+    Attributes
+    ----------
+    mix : np.ndarray [shape=(channels, samples)], float32
+        The mastered mix.
+    stems : dict of str -> np.ndarray [shape=(channels, samples)], float32
+        Every stem after alignment and loudness, before panning, at the sample rate of the mix.
+    sample_rate : int
+        Hz.
+    prompts : dict of str -> str
+        The exact text sent to the model for each stem.
+    seed : int
+        The seed that reproduces this song with the same settings.
+    manifest : dict
+        Settings, measurements, versions and timings: what ``save`` writes as manifest.json.
+    plan : object or None
+        The song's shared musical plan, when the backend made one.
+    """
+
+    mix: np.ndarray
+    stems: dict[str, np.ndarray]
+    sample_rate: int
+    prompts: dict[str, str]
+    seed: int
+    manifest: dict[str, Any] = field(default_factory=dict)
+    plan: Any = None
+
+    @property
+    def duration_s(self) -> float:
+        return self.mix.shape[-1] / self.sample_rate
+
+    @property
+    def report(self) -> dict[str, dict]:
+        """Measurements per stem and of the mix: LUFS, peaks, RMS, dominant frequency, centroid,
+        and share of energy in the low / mid / high bands."""
+        stems = {name: entry.get("analysis", {})
+                 for name, entry in self.manifest.get("stems", {}).items()}
+        return {**stems, "mix": self.manifest.get("mix", {}).get("analysis", {})}
+
+    def save(self, directory: str | Path, *, format: str = "wav", overwrite: bool = False,
+             midi: bool = False) -> Path:
+        """Write ``mix.<format>``, ``stems/<name>.<format>`` and ``manifest.json``.
+
+        Parameters
+        ----------
+        directory : path
+            Folder to write; must be new or empty unless ``overwrite=True``.
+        format : {"wav", "flac", "mp3"}
+            WAV keeps the float32 samples exactly; FLAC is 24-bit; MP3 is 320 kbit/s-class VBR.
+        overwrite : bool
+            Replace this song's files in a non-empty folder (other files are kept).
+        midi : bool
+            Also write ``song.mid`` from the plan (backends that make a plan only).
+
+        Returns
+        -------
+        Path
+            The folder written.
+        """
+        fmt = _check_format(format)
+        if midi and self.plan is None:
+            raise ExportError("midi=True needs a song with a plan (backend='sketch'); this song "
+                              "has none. Save without midi=True.")
+        sr = self.sample_rate
+        files = {f"mix.{fmt}": lambda path: write_audio(path, self.mix, sr, fmt)}
+        for name, audio in self.stems.items():
+            files[f"stems/{name}.{fmt}"] = (lambda a: lambda path: write_audio(path, a, sr, fmt))(
+                audio)
+        if midi:
+            files["song.mid"] = lambda path: self.plan.to_midi(path, self.stems_settings())
+        manifest = dict(self.manifest)
+        manifest["files"] = {"mix": f"mix.{fmt}",
+                             "stems": {name: f"stems/{name}.{fmt}" for name in self.stems},
+                             "midi": "song.mid" if midi else None}
+        return save_song(directory, files, manifest, overwrite=overwrite)
+
+    def stems_settings(self) -> dict[str, dict]:
+        return {name: {k: v for k, v in entry.items() if k in ("prompt", "gain_db", "pan",
+                                                               "role")}
+                for name, entry in self.manifest.get("stems", {}).items()}
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Composition":
+        """Read a song written by :meth:`save`."""
+        directory = Path(directory).expanduser()
+        manifest = load_manifest(directory)
+        try:
+            files = manifest["files"]
+            mix, sr = read_audio(directory / files["mix"])
+            stems = {}
+            for name, relative in files["stems"].items():
+                stems[name], stem_sr = read_audio(directory / relative)
+                if stem_sr != sr:
+                    raise ExportError(f"stem {name!r} is at {stem_sr} Hz but the mix at {sr} Hz.")
+        except KeyError as exc:
+            raise ExportError(f"{str(directory)!r}: manifest.json lacks {exc}; it was not "
+                              "written by Composition.save().") from exc
+        plan = None
+        if manifest.get("plan") is not None:
+            from .plan import Plan
+            plan = Plan.from_dict(manifest["plan"])
+        prompts = {name: entry["prompt_sent"] for name, entry in manifest["stems"].items()}
+        return cls(mix=mix, stems=stems, sample_rate=sr, prompts=prompts,
+                   seed=int(manifest["seed"]), manifest=manifest, plan=plan)
+
+    # -- notebooks ---------------------------------------------------------------------------
+    def _repr_html_(self) -> str:
+        rows = [self._player_row("mix", self.mix, self.report.get("mix", {}))]
+        rows += [self._player_row(name, audio, self.report.get(name, {}))
+                 for name, audio in self.stems.items()]
+        settings = self.manifest.get("settings", {})
+        title = ", ".join(f"{k}={settings[k]}" for k in ("style", "bpm", "key") if
+                          settings.get(k) is not None)
+        return (f"<div class='musicstems'><b>Composition</b> {html.escape(title)} "
+                f"&mdash; {self.duration_s:.2f} s, {self.sample_rate} Hz, seed {self.seed}"
+                "<table>" + "".join(rows) + "</table></div>")
+
+    def _player_row(self, name: str, audio: np.ndarray, analysis: dict) -> str:
+        # Our own WAV bytes, not IPython.display.Audio: that one rescales every clip to full
+        # scale, which would hide the real levels of the stems.
+        import soundfile
+
+        buffer = io.BytesIO()
+        pcm = np.clip(np.atleast_2d(audio), -1.0, 1.0).T
+        soundfile.write(buffer, pcm, self.sample_rate, format="WAV", subtype="PCM_16")
+        data = base64.b64encode(buffer.getvalue()).decode("ascii")
+        lufs = analysis.get("integrated_lufs")
+        centroid = analysis.get("spectral_centroid_hz")
+        info = f"{lufs:.1f} LUFS" if lufs is not None else "silent"
+        if centroid is not None:
+            info += f", centroid {centroid:.0f} Hz"
+        return (f"<tr><td>{html.escape(name)}</td><td><audio controls preload='none' "
+                f"src='data:audio/wav;base64,{data}'></audio></td>"
+                f"<td>{html.escape(info)}</td></tr>")
+
+    def __repr__(self) -> str:
+        return (f"Composition(stems={list(self.stems)}, duration_s={self.duration_s:.2f}, "
+                f"sample_rate={self.sample_rate}, seed={self.seed})")

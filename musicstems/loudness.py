@@ -1,0 +1,180 @@
+"""Loudness: ITU-R BS.1770-4 measurement, stem normalization, and mastering with a peak ceiling.
+
+Integrated loudness follows ITU-R BS.1770-4 (K-weighting, 400 ms blocks with 75 % overlap,
+absolute gate at -70 LUFS and relative gate at -10 LU), as implemented by pyloudnorm. True peak
+follows BS.1770-4 Annex 2: the signal is oversampled 4x and the largest absolute value taken.
+pyloudnorm wants ``(samples, channels)``; the transpose happens here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["integrated_lufs", "sample_peak_dbfs", "true_peak_dbtp", "normalize_loudness",
+           "limit_peaks", "master", "db_to_gain", "gain_to_db", "SILENCE_LUFS"]
+
+# Below the BS.1770 absolute gate nothing is "loud" enough to measure or to normalize.
+SILENCE_LUFS = -70.0
+_BLOCK_S = 0.400
+
+
+def db_to_gain(db: float) -> float:
+    return 10.0 ** (db / 20.0)
+
+
+def gain_to_db(gain: float) -> float | None:
+    """Gain in dB, or ``None`` for a zero gain (so reports never hold -inf)."""
+    return 20.0 * math.log10(gain) if gain > 0 else None
+
+
+def integrated_lufs(audio: np.ndarray, sample_rate: int) -> float | None:
+    """Integrated loudness of ``audio`` in LUFS (ITU-R BS.1770-4).
+
+    Parameters
+    ----------
+    audio : np.ndarray [shape=(channels, samples)], float32
+    sample_rate : int > 0, Hz
+
+    Returns
+    -------
+    float or None
+        ``None`` when the audio is silent (everything below the -70 LUFS gate). Audio shorter
+        than one 400 ms block is measured as one block of its own length.
+    """
+    import pyloudnorm
+
+    audio = np.atleast_2d(audio)
+    num_samples = audio.shape[-1]
+    if num_samples == 0 or not np.any(audio):
+        return None
+    block_s = min(_BLOCK_S, num_samples / sample_rate)
+    meter = pyloudnorm.Meter(sample_rate, block_size=block_s)
+    # pyloudnorm's channel weights are for (samples, channels); BS.1770 weights L/R/C as 1.0.
+    with np.errstate(divide="ignore"):
+        loudness = meter.integrated_loudness(audio.T.astype(np.float64))
+    if not math.isfinite(loudness) or loudness < SILENCE_LUFS:
+        return None
+    return float(loudness)
+
+
+def sample_peak_dbfs(audio: np.ndarray) -> float | None:
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    return gain_to_db(peak)
+
+
+def _true_peak_linear(audio: np.ndarray) -> float:
+    from scipy.signal import resample_poly
+
+    audio = np.atleast_2d(audio)
+    if audio.shape[-1] == 0:
+        return 0.0
+    upsampled = resample_poly(audio.astype(np.float64), 4, 1, axis=-1)
+    return float(max(np.max(np.abs(upsampled)), np.max(np.abs(audio))))
+
+
+def true_peak_dbtp(audio: np.ndarray) -> float | None:
+    """True peak in dBTP: the peak of the 4x oversampled signal (BS.1770-4 Annex 2)."""
+    return gain_to_db(_true_peak_linear(audio))
+
+
+def normalize_loudness(audio: np.ndarray, sample_rate: int, *, target_lufs: float,
+                       gain_db: float = 0.0) -> tuple[np.ndarray, dict]:
+    """Scale ``audio`` to ``target_lufs`` integrated loudness, then apply ``gain_db``.
+
+    Silent audio is returned unchanged (there is nothing to scale) and the report says so.
+
+    Returns
+    -------
+    audio : np.ndarray [shape=(channels, samples)], float32
+    report : dict
+        ``measured_lufs`` (before), ``applied_gain_db`` and ``skipped_reason``.
+    """
+    measured = integrated_lufs(audio, sample_rate)
+    if measured is None:
+        return audio.astype(np.float32, copy=True), {
+            "measured_lufs": None, "applied_gain_db": 0.0,
+            "skipped_reason": "silent: below the -70 LUFS gate, left as it is"}
+    applied_db = (target_lufs - measured) + gain_db
+    out = (audio * db_to_gain(applied_db)).astype(np.float32)
+    return out, {"measured_lufs": round(measured, 3), "applied_gain_db": round(applied_db, 3),
+                 "skipped_reason": None}
+
+
+def limit_peaks(audio: np.ndarray, sample_rate: int, *, ceiling_dbfs: float,
+                lookahead_ms: float = 5.0, release_ms: float = 60.0) -> np.ndarray:
+    """A look-ahead peak limiter: the gain dips smoothly before each peak above the ceiling.
+
+    The gain each sample needs is ``ceiling / |peak|`` (taken on the 4x oversampled signal so
+    inter-sample peaks count). A moving minimum over ``lookahead + release`` holds it, and a
+    moving average over the look-ahead window smooths it; because every sample within half the
+    averaging window of a peak already holds that peak's gain or less, the average never exceeds
+    what the peak needs. Linked across channels, so the stereo image does not move.
+    """
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+    from scipy.signal import resample_poly
+
+    audio = np.atleast_2d(audio)
+    ceiling = db_to_gain(ceiling_dbfs)
+    oversampled = np.abs(resample_poly(audio.astype(np.float64), 4, 1, axis=-1))
+    peaks = oversampled.reshape(audio.shape[0], -1, 4).max(axis=-1).max(axis=0)
+    peaks = np.maximum(peaks, np.abs(audio).max(axis=0))
+    needed = np.minimum(1.0, ceiling / np.maximum(peaks, 1e-12))
+    if needed.min() >= 1.0:
+        return audio.astype(np.float32, copy=True)
+    look = max(1, int(sample_rate * lookahead_ms / 1000))
+    hold = max(look, int(sample_rate * (lookahead_ms + release_ms) / 1000))
+    held = minimum_filter1d(needed, size=2 * hold + 1, mode="nearest")
+    gain = uniform_filter1d(held, size=look, mode="nearest")
+    gain = np.minimum(gain, needed)  # guard the edges of the averaging window
+    return (audio * gain).astype(np.float32)
+
+
+def master(mix: np.ndarray, sample_rate: int, *, target_lufs: float = -14.0,
+           ceiling_dbfs: float = -1.0, max_iterations: int = 6) -> tuple[np.ndarray, dict]:
+    """Bring ``mix`` to ``target_lufs`` with its true peak at or below ``ceiling_dbfs``.
+
+    Gain and limiting are iterated: limiting lowers the loudness a little, so the gain is raised
+    by what was lost until the measured loudness is within 0.05 LU of the target (or no more can
+    be gained). A final scale guarantees the ceiling whatever the limiter left.
+
+    Returns
+    -------
+    audio : np.ndarray [shape=(channels, samples)], float32
+    report : dict
+        ``input_lufs``, ``applied_gain_db``, ``limited`` (whether the limiter worked),
+        ``output_lufs``, ``true_peak_dbtp``, ``sample_peak_dbfs``, ``skipped_reason``.
+    """
+    measured = integrated_lufs(mix, sample_rate)
+    if measured is None:
+        return mix.astype(np.float32, copy=True), {
+            "input_lufs": None, "applied_gain_db": 0.0, "limited": False, "output_lufs": None,
+            "true_peak_dbtp": true_peak_dbtp(mix), "sample_peak_dbfs": sample_peak_dbfs(mix),
+            "skipped_reason": "silent: below the -70 LUFS gate, left as it is"}
+    gain_db = target_lufs - measured
+    limited = False
+    out = mix
+    for _ in range(max_iterations):
+        scaled = (mix * db_to_gain(gain_db)).astype(np.float32)
+        out = limit_peaks(scaled, sample_rate, ceiling_dbfs=ceiling_dbfs)
+        limited = limited or not np.array_equal(out, scaled)
+        loudness = integrated_lufs(out, sample_rate)
+        if loudness is None or abs(loudness - target_lufs) <= 0.05:
+            break
+        gain_db += target_lufs - loudness
+    ceiling = db_to_gain(ceiling_dbfs)
+    peak = _true_peak_linear(out)
+    if peak > ceiling:  # the limiter's smoothing can leave a hair over; never ship that
+        out = (out * (ceiling / peak * 0.9999)).astype(np.float32)
+    output_lufs = integrated_lufs(out, sample_rate)
+    return out, {
+        "input_lufs": round(measured, 3), "applied_gain_db": round(gain_db, 3),
+        "limited": limited, "output_lufs": None if output_lufs is None else round(output_lufs, 3),
+        "true_peak_dbtp": _round(true_peak_dbtp(out)),
+        "sample_peak_dbfs": _round(sample_peak_dbfs(out)), "skipped_reason": None,
+    }
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)

@@ -1,0 +1,134 @@
+"""Tiny random-weight MusicGen models, for tests and for trying musicstems without a download.
+
+``tiny_musicgen(path)`` writes a complete model folder (text encoder, decoder, 32 kHz EnCodec-style
+codec, tokenizer, feature extractor, generation config) with ``save_pretrained``, so that
+``compose(..., model=path)`` goes through exactly the ``from_pretrained`` code path a real hub
+model does. The audio it makes is noise-like: the weights are random.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["tiny_musicgen", "musicgen_config"]
+
+# A small vocabulary for the test tokenizer: music words, so prompts tokenize into varied ids.
+_CORPUS = """punchy four on the floor techno drums kick snare hihat clap percussion
+deep rolling acid bassline sub bass warm evolving analog pads strings piano lead synth guitar
+brass organ bells choir ambient drone dark berlin techno house jazz funk rock pop lofi hip hop
+trap dubstep cinematic orchestral epic soft loud bright mellow fast slow groovy minor major key
+bpm in a b c d e f g sharp flat with and of for 120 128 90 140 100 melody chords arpeggio""".split()
+
+
+def _tokenizer():
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers, decoders
+    from transformers import T5TokenizerFast
+
+    # transformers 5 rebuilds T5 tokenizers as Unigram, so the test tokenizer must be Unigram too.
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    trainer = trainers.UnigramTrainer(vocab_size=160, special_tokens=["<pad>", "</s>", "<unk>"],
+                                      unk_token="<unk>")
+    sentences = [" ".join(_CORPUS[i:i + 8]) for i in range(0, len(_CORPUS), 3)]
+    tok.train_from_iterator(sentences * 4, trainer=trainer)
+    return T5TokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>",
+                           unk_token="<unk>", extra_ids=0)
+
+
+def musicgen_config(*, size: str = "tiny", vocab_size: int = 160):
+    """A MusicGen config: ``"tiny"`` for tests, ``"small"`` for the musicgen-small architecture
+    (T5-base text encoder, 24-layer 1024-wide decoder with 16 heads, 4 codebooks of 2048,
+    32 kHz EnCodec), used by the benchmarks with random weights."""
+    from transformers import (EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, T5Config)
+
+    if size == "tiny":
+        text = T5Config(vocab_size=vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=2,
+                        num_heads=4, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+        codec = EncodecConfig(
+            sampling_rate=32000, audio_channels=1, hidden_size=32, num_filters=4,
+            upsampling_ratios=[8, 5, 4, 4], codebook_size=64, codebook_dim=32,
+            target_bandwidths=[2.2], num_lstm_layers=1, normalize=False, use_causal_conv=False,
+        )
+        decoder = MusicgenDecoderConfig(vocab_size=64, hidden_size=64, num_hidden_layers=2,
+                                        num_attention_heads=4, ffn_dim=128, num_codebooks=4,
+                                        max_position_embeddings=2048, pad_token_id=64,
+                                        bos_token_id=64)
+    elif size in ("small", "medium"):
+        text = T5Config(vocab_size=32128, d_model=768, d_kv=64, d_ff=3072, num_layers=12,
+                        num_heads=12, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+        codec = EncodecConfig(
+            sampling_rate=32000, audio_channels=1, hidden_size=128, num_filters=64,
+            upsampling_ratios=[8, 5, 4, 4], codebook_size=2048, codebook_dim=128,
+            target_bandwidths=[2.2], num_lstm_layers=2, normalize=False, use_causal_conv=False,
+            num_residual_layers=1, compress=2, residual_kernel_size=3, kernel_size=7,
+            last_kernel_size=7, dilation_growth_rate=2, trim_right_ratio=1.0, pad_mode="reflect",
+        )
+        hidden, layers, heads = (1024, 24, 16) if size == "small" else (1536, 48, 24)
+        decoder = MusicgenDecoderConfig(vocab_size=2048, hidden_size=hidden,
+                                        num_hidden_layers=layers, num_attention_heads=heads,
+                                        ffn_dim=4 * hidden, num_codebooks=4,
+                                        max_position_embeddings=2048, pad_token_id=2048,
+                                        bos_token_id=2048)
+    else:
+        raise ValueError(f"size={size!r}: use 'tiny', 'small' or 'medium'")
+    return MusicgenConfig(text_encoder=text.to_dict(), audio_encoder=codec.to_dict(),
+                          decoder=decoder.to_dict())
+
+
+def build_random_musicgen(*, size: str = "tiny", seed: int = 0):
+    """A randomly initialised ``MusicgenForConditionalGeneration`` and its processor."""
+    import torch
+    from transformers import (EncodecFeatureExtractor, GenerationConfig,
+                              MusicgenForConditionalGeneration, MusicgenProcessor)
+
+    tokenizer = _tokenizer()
+    vocab = tokenizer.vocab_size if size == "tiny" else 32128
+    config = musicgen_config(size=size, vocab_size=max(vocab, len(tokenizer)))
+    torch.manual_seed(seed)
+    model = MusicgenForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        # A fresh EnCodec has all-zero codebooks, so every code would decode to the same audio
+        # and tests of seeds and prompts could not fail: give each code its own embedding.
+        for layer in model.audio_encoder.quantizer.layers:
+            layer.codebook.embed.normal_(0.0, 1.0)
+            layer.codebook.embed_avg.copy_(layer.codebook.embed)
+            layer.codebook.cluster_size.fill_(1.0)
+            layer.codebook.inited.fill_(True)
+    model.generation_config = GenerationConfig(
+        do_sample=True, guidance_scale=3.0, top_k=250, max_length=1500,
+        decoder_start_token_id=config.decoder.bos_token_id,
+        pad_token_id=config.decoder.pad_token_id, bos_token_id=config.decoder.bos_token_id,
+    )
+    extractor = EncodecFeatureExtractor(feature_size=1, sampling_rate=32000, padding_value=0.0)
+    processor = MusicgenProcessor(feature_extractor=extractor, tokenizer=tokenizer)
+    return model, processor
+
+
+def tiny_musicgen(path: str | Path, *, seed: int = 0) -> Path:
+    """Build a tiny random-weight MusicGen and save it, with its processor, to ``path``.
+
+    Parameters
+    ----------
+    path : str or Path
+        Folder to write (created if missing).
+    seed : int
+        Seed of the random weights: the same seed writes the same model.
+
+    Returns
+    -------
+    Path
+        The folder, ready for ``compose(..., model=path)``.
+
+    Examples
+    --------
+    >>> from musicstems.testing import tiny_musicgen
+    >>> folder = tiny_musicgen("/tmp/tiny-musicgen")  # doctest: +SKIP
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    model, processor = build_random_musicgen(size="tiny", seed=seed)
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
