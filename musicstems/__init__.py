@@ -21,8 +21,8 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it; loaded on first attribute access (PEP 562)
 _LAZY = {
-    "compose": "compose",
-    "render": "compose",
+    "compose": "pipeline",
+    "render": "pipeline",
     "Composition": "composition",
     "Stem": "spec",
     "Key": "spec",
@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .align import AlignedStems, align_stems
     from .analysis import analyze
     from .backends.musicgen import release_models
-    from .compose import compose, render
+    from .pipeline import compose, render
     from .composition import Composition
     from .errors import MusicStemsError
     from .spec import Key, Stem, parse_key

@@ -131,7 +131,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _run_compose(args) -> int:
-    from .compose import compose
+    from .pipeline import compose
 
     song = compose(
         _stems_from_args(args), style=args.style, bpm=args.bpm, key=args.key,
@@ -146,7 +146,7 @@ def _run_compose(args) -> int:
 
 
 def _run_demo(args) -> int:
-    from .compose import compose
+    from .pipeline import compose
     from .spec import Stem
 
     backend = args.backend

@@ -1,0 +1,30 @@
+"""Shared fixtures: a tiny random-weight MusicGen saved to disk, and one song composed with it.
+
+The tiny model goes through the same ``from_pretrained`` path as a hub model; composing a song
+takes about a second, so tests that only read a song share one.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+TINY_STEMS = {
+    "drums": "punchy four on the floor techno drums",
+    "bass": "deep rolling acid bassline",
+    "pads": "warm evolving analog pads",
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    from musicstems.testing import tiny_musicgen
+
+    return str(tiny_musicgen(tmp_path_factory.mktemp("tiny-musicgen")))
+
+
+@pytest.fixture(scope="session")
+def tiny_song(tiny_model):
+    from musicstems import compose
+
+    return compose(TINY_STEMS, style="dark berlin techno", bpm=128, key="A minor",
+                   duration_s=2.5, seed=7, model=tiny_model, align=False, progress=False)
