@@ -23,8 +23,10 @@ _INT32_LIMIT = 2 ** 31 - 1
 
 def _pydub():
     with warnings.catch_warnings():
-        # pydub warns at import when ffmpeg is missing; we never ask it to decode or encode.
+        # pydub warns at import when ffmpeg is missing (we never ask it to decode or encode)
+        # and, on Python 3.12, that audioop is deprecated (3.13+ gets audioop-lts).
         warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
         import pydub
     return pydub
 

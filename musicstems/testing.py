@@ -96,6 +96,11 @@ def build_random_musicgen(*, size: str = "tiny", seed: int = 0):
             layer.codebook.embed_avg.copy_(layer.codebook.embed)
             layer.codebook.cluster_size.fill_(1.0)
             layer.codebook.inited.fill_(True)
+        # Random decoder biases add one fixed waveform to every output and drown the codes
+        # (stems from different prompts then differ by ~4%): without them the codes decide.
+        for name, parameter in model.audio_encoder.decoder.named_parameters():
+            if name.endswith("bias"):
+                parameter.zero_()
     model.generation_config = GenerationConfig(
         do_sample=True, guidance_scale=3.0, top_k=250, max_length=1500,
         decoder_start_token_id=config.decoder.bos_token_id,

@@ -194,31 +194,36 @@ def release_models() -> int:
     return count
 
 
-class _StepProgress:
-    """A transformers streamer that advances a tqdm bar and the user's callback per step."""
+def _step_progress(total: int, *, show: bool, callback: ProgressCallback | None):
+    """A stopping criterion that never stops: generate calls it once per decoder step, which
+    makes it the one per-step hook that works in every transformers release (the ``streamer``
+    argument of MusicGen's ``generate`` is not forwarded to the sampling loop in transformers 5).
+    Advances a tqdm bar and the user's callback."""
+    import torch
+    from transformers import StoppingCriteria
 
-    def __init__(self, total: int, *, show: bool, callback: ProgressCallback | None):
-        self.total, self.step, self.callback = total, 0, callback
-        self._primed = False
-        self.bar = None
-        if show:
-            from tqdm.auto import tqdm
-            self.bar = tqdm(total=total, desc="musicstems: generating", unit="step",
-                            leave=False)
+    class StepProgress(StoppingCriteria):
+        def __init__(self):
+            self.step = 0
+            self.bar = None
+            if show:
+                from tqdm.auto import tqdm
+                self.bar = tqdm(total=total, desc="musicstems: generating", unit="step",
+                                leave=False)
 
-    def put(self, value) -> None:
-        if not self._primed:  # the first call carries the decoder's start tokens
-            self._primed = True
-            return
-        self.step += 1
-        if self.bar is not None:
-            self.bar.update(1)
-        if self.callback is not None:
-            self.callback({"stage": "generate", "step": self.step, "total": self.total})
+        def __call__(self, input_ids, scores, **kwargs):
+            self.step += 1
+            if self.bar is not None:
+                self.bar.update(1)
+            if callback is not None:
+                callback({"stage": "generate", "step": self.step, "total": total})
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
-    def end(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        def close(self) -> None:
+            if self.bar is not None:
+                self.bar.close()
+
+    return StepProgress()
 
 
 class MusicGenBackend:
@@ -242,7 +247,9 @@ class MusicGenBackend:
         max_new_tokens = frames + num_codebooks - 1
         inputs = loaded.processor(text=prompts, padding=True, return_tensors="pt")
         inputs = {k: v.to(loaded.device) for k, v in inputs.items()}
-        progress = _StepProgress(max_new_tokens, show=settings.progress, callback=callback)
+        from transformers import StoppingCriteriaList
+
+        progress = _step_progress(max_new_tokens, show=settings.progress, callback=callback)
         start = time.perf_counter()
         devices = [torch.cuda.current_device()] if loaded.device == "cuda" else []
         try:
@@ -253,10 +260,11 @@ class MusicGenBackend:
                     **inputs, do_sample=True, guidance_scale=settings.guidance_scale,
                     temperature=settings.temperature, top_k=settings.top_k,
                     top_p=settings.top_p if settings.top_p > 0 else None,
-                    max_new_tokens=max_new_tokens, streamer=progress,
+                    max_new_tokens=max_new_tokens,
+                    stopping_criteria=StoppingCriteriaList([progress]),
                 )
         finally:
-            progress.end()
+            progress.close()
         generate_s = time.perf_counter() - start
         audio = audio.float().cpu().numpy()  # (batch, channels, samples)
         out = {s.name: fit_length(audio[i], num_samples) for i, s in enumerate(stems)}
