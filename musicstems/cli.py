@@ -57,16 +57,9 @@ def _stems_from_args(args) -> list:
 
 def musicgen_weights_cached(model: str = DEFAULT_MODEL) -> bool:
     """Whether ``model`` (a hub id) is already in the local Hugging Face cache, or a folder."""
-    if Path(model).expanduser().is_dir():
-        return (Path(model).expanduser() / "config.json").is_file()
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return False
-    if not isinstance(try_to_load_from_cache(model, "config.json"), str):
-        return False
-    return any(isinstance(try_to_load_from_cache(model, name), str)
-               for name in ("model.safetensors", "pytorch_model.bin"))
+    from .backends.hub import weights_cached
+
+    return weights_cached(model)
 
 
 def _add_song_options(parser: argparse.ArgumentParser, *, defaults: dict) -> None:

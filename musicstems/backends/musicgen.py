@@ -138,14 +138,21 @@ def load_model(model_id: str, *, device: str = "auto", precision: str = "auto",
         start = time.perf_counter()
         from transformers import AutoProcessor, MusicgenForConditionalGeneration
 
+        from .hub import weights_cached
+
+        # Cached weights load without asking the hub, so an offline machine does not wait
+        # through the hub client's retries.
+        local_only = weights_cached(model_id)
         with _quiet_transformers(quiet):
             try:
                 model = MusicgenForConditionalGeneration.from_pretrained(
-                    model_id, dtype=_torch_dtype(precision), low_cpu_mem_usage=True)
-                processor = AutoProcessor.from_pretrained(model_id)
+                    model_id, dtype=_torch_dtype(precision), low_cpu_mem_usage=True,
+                    local_files_only=local_only)
+                processor = AutoProcessor.from_pretrained(model_id, local_files_only=local_only)
             except OSError as exc:  # not cached and no network, or no such repo/folder
+                reason = str(exc).strip().rstrip(".")
                 raise ModelLoadError(
-                    f"model={model_id!r} could not be loaded: {exc}. Download it once with "
+                    f"model={model_id!r} could not be loaded: {reason}. Download it once with "
                     "network access (it is then cached), pass a local folder, or use "
                     "backend='sketch', which needs no model."
                 ) from exc

@@ -1,0 +1,26 @@
+"""Where a model's files are: the local Hugging Face cache or a folder. No torch import here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["weights_cached"]
+
+
+def weights_cached(model: str) -> bool:
+    """Whether ``model`` can load with no network: a saved folder, or a hub id whose config and
+    weights are already in the local Hugging Face cache."""
+    folder = Path(model).expanduser()
+    if folder.is_dir():
+        return (folder / "config.json").is_file()
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - transformers always brings huggingface_hub
+        return False
+    try:
+        if not isinstance(try_to_load_from_cache(model, "config.json"), str):
+            return False
+        return any(isinstance(try_to_load_from_cache(model, name), str)
+                   for name in ("model.safetensors", "pytorch_model.bin"))
+    except ValueError:  # not a valid repo id
+        return False
