@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import platform
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from importlib import metadata
 from typing import Any, Callable, Mapping, Sequence
@@ -19,7 +20,7 @@ from .backends import get_backend
 from .composition import Composition
 from .loudness import master, normalize_loudness
 from .mix import mix_stems
-from .spec import DEFAULT_MODEL, SongSpec, Stem, validate_compose_args
+from .spec import DEFAULT_MODEL, SongSpec, Stem, build_prompt, validate_compose_args
 
 __all__ = ["compose", "render"]
 
@@ -150,6 +151,14 @@ def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None) ->
         clock = now
 
     plan = _plan_for(spec)
+    if plan is not None:
+        # Every stem hears the plan's tempo and key, chosen once for the song, even where the
+        # user left them open: separately generated stems then aim at the same grid and key.
+        spec = replace(spec, prompts={
+            s.name: build_prompt(s.prompt, style=spec.style, bpm=plan.bpm, key=plan.key)
+            for s in spec.stems})
+    target_bpm = plan.bpm if plan is not None else spec.bpm
+    target_key = plan.key if plan is not None else spec.key
     lap("plan")
     _notify(callback, "generate", step=0, total=None)
     generated = get_backend(spec.backend).generate(spec.stems, plan, spec, callback=callback)
@@ -162,7 +171,7 @@ def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None) ->
         _notify(callback, "align")
         from .align import align_stems
 
-        aligned = align_stems(raw, sample_rate, bpm=spec.bpm, key=spec.key,
+        aligned = align_stems(raw, sample_rate, bpm=target_bpm, key=target_key,
                               reference=_reference_stem(plan))
         raw = aligned.stems
         alignment_report.update(bpm=aligned.bpm, key=aligned.key, stems=aligned.report)
