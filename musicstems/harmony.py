@@ -186,7 +186,7 @@ def voice_chord(chord: Chord, *, low: int, high: int, previous: tuple[int, ...] 
     --------
     >>> from musicstems.spec import Key
     >>> voice_chord(diatonic_chord(Key(9, "minor"), 0), low=57, high=72)
-    (57, 60, 64)
+    (60, 64, 69)
     """
     pcs = list(chord.pitch_classes)
     count = num_voices or len(pcs)

@@ -392,8 +392,9 @@ def _write_arp(style: StemStyle, score: Score, rng: np.random.Generator) -> list
         for index, step in enumerate(range(0, 16, every)):
             if style.density == 0 and step % 8 == 6:
                 continue
-            pitch = order[(bar * (16 // every) + index) % len(order)] if style.hypnotic is False \
-                else order[index % len(order)]
+            # a hypnotic arp restarts every bar; otherwise the pattern runs on across bars
+            position = index if style.hypnotic else bar * (16 // every) + index
+            pitch = order[position % len(order)]
             velocity = _vel(100 if step % 4 == 0 else 82, section.energy, rng)
             notes.append(Note(_tick(score, bar, step), int(every * STEP * 0.9), pitch, velocity))
     return notes

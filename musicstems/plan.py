@@ -31,7 +31,7 @@ from .errors import MusicStemsError
 from .harmony import Chord, Section, choose_progression, song_form
 from .midi import gm_program, midi_channels, write_midi
 from .parts import TICKS_PER_BEAT, Note, Score, write_part
-from .roles import GENRES, Genre, StemStyle, choose_style, genre_of, mood_mode
+from .roles import Genre, StemStyle, choose_style, genre_of, mood_mode
 from .spec import Key, parse_key
 
 __all__ = ["Plan", "Part", "make_plan", "PLAN_FORMAT"]
@@ -182,10 +182,9 @@ class Plan:
     def end_tick(self) -> int:
         return int(round(self.duration_s / self.beat_s * self.ticks_per_beat))
 
-    def seconds(self, ticks: "int | float | np.ndarray") -> "float | np.ndarray":
+    def seconds(self, ticks: float) -> float:
         """Ticks -> seconds at the plan's tempo."""
-        return np.asarray(ticks, dtype=np.float64) * (self.beat_s / self.ticks_per_beat) \
-            if isinstance(ticks, np.ndarray) else float(ticks) * self.beat_s / self.ticks_per_beat
+        return float(ticks) * self.beat_s / self.ticks_per_beat
 
     def chord_at(self, time_s: float) -> Chord:
         """The chord sounding at ``time_s`` seconds."""
@@ -315,5 +314,3 @@ def make_plan(spec) -> Plan:
                 parts=parts, reference_stem=_reference_stem(parts, num_bars),
                 duration_s=float(spec.duration_s), seed=int(spec.seed))
 
-
-assert "default" in GENRES

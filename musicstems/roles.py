@@ -117,7 +117,7 @@ _DEFAULT_TEXTURE = {"drums": "beat", "bass": "bassline", "pads": "sustain", "pia
 _ALLOWED_TEXTURES = {"drums": ("beat",), "bass": ("bassline",),
                      "pads": ("sustain", "arp", "stabs")}
 
-_SPARSE = {"sparse", "minimal", "simple", "slow", "laidback", "gentle", "calm", "sparse",
+_SPARSE = {"sparse", "minimal", "simple", "slow", "laidback", "gentle", "calm",
            "halftime", "spacious", "lazy", "relaxed", "quiet", "subtle", "minimalist"}
 _BUSY = {"busy", "driving", "rolling", "fast", "energetic", "dense", "frantic", "rapid",
          "running", "intricate", "complex", "bouncy", "relentless", "pumping", "galloping",
@@ -414,8 +414,7 @@ def choose_style(prompt: str, *, name: str = "", style: str | None = None,
     allowed = _ALLOWED_TEXTURES.get(role)
     if allowed is not None and texture not in allowed:
         texture = _DEFAULT_TEXTURE[role]
-    if role in ("piano", "organ", "strings", "brass", "guitar") and texture == "strum" and \
-            role != "guitar":
+    if texture == "strum" and role != "guitar":  # only guitars strum; the rest comp
         texture = "comp"
     density = genre.density + sum(w in _BUSY for w in wordset) - sum(w in _SPARSE for w in wordset)
     density = int(min(2, max(0, density)))

@@ -141,9 +141,9 @@ def drum_hit(key: int, kit: str, sample_rate: int) -> np.ndarray:
         mono = _tom(key, sr)
     else:
         mono = _shaker(sr)
-    if kit == "lofi":  # dusty: band-limited and a little crushed
-        mono = dsp.filt(mono, "lowpass", 5000.0, sr, order=2)
-        mono = np.round(mono * 64) / 64
+    if kit == "lofi":  # dusty: band-limited, saturated and a little crushed
+        mono = dsp.filt(np.tanh(2.0 * mono), "lowpass", 3200.0, sr, order=2)
+        mono = np.round(mono * 48) / 48
     out = dsp.pan_stereo(mono, PANS.get(key, 0.0))
     out /= max(1e-9, float(np.max(np.abs(out))))
     out.setflags(write=False)

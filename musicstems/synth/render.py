@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..roles import GENRES
 from . import dsp
 from .drums import drum_hit
 from .voices import render_note
@@ -27,6 +28,7 @@ EFFECTS = {
     "strings": (0.3, 2.4, 0.0), "brass": (0.15, 1.6, 0.0), "organ": (0.12, 1.6, 0.0),
     "bells": (0.3, 2.4, 0.15), "pluck": (0.22, 2.0, 0.25),
 }
+_DUCKED = ("pads", "strings", "organ")
 _PEAK = 0.5  # stems leave the backend peaking at -6 dBFS; loudness matching comes later
 
 
@@ -84,6 +86,11 @@ def render_part(part: "Part", plan: "Plan", sample_rate: int, num_samples: int) 
         mix = 0.5 + 0.5 * np.sin(2 * np.pi * t / (4 * plan.bar_s) - np.pi / 2)
         dark = dsp.filt(out, "lowpass", 500.0, sr, order=2)
         out = mix * out + (1.0 - mix) * dark
+    if role in _DUCKED and GENRES.get(plan.genre, GENRES["default"]).drums == "fourfloor":
+        # the pump of club music: held parts dip on every beat, where the kick lands
+        t = np.arange(out.shape[-1]) / sr
+        since_beat = np.mod(t, plan.beat_s)
+        out *= 1.0 - 0.45 * np.exp(-since_beat / 0.09)
     wet, decay_s, echo = EFFECTS.get(role, (0.15, 1.5, 0.0))
     if part.style.texture in ("arp", "melody") and role in ("pads", "piano", "guitar"):
         echo = max(echo, 0.12)

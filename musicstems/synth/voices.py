@@ -22,7 +22,7 @@ import numpy as np
 
 from . import dsp
 
-__all__ = ["render_note", "tail_s", "VOICES"]
+__all__ = ["render_note", "VOICES"]
 
 
 def _hz(pitch: float) -> float:
@@ -440,12 +440,9 @@ def render_note(role: str, sound: str, pitch: int, gate_s: float, velocity: int,
     ``velocity`` is MIDI 1-127; it shapes the timbre here (brighter when harder) while the
     caller applies the loudness, so one rendering serves every velocity of a bucket.
     """
-    voice = VOICES.get((role, sound)) or VOICES[(role, _ROLE_DEFAULT.get(role, "saw"))] \
-        if role in _ROLE_DEFAULT else VOICES[("lead", "saw")]
+    voice = VOICES.get((role, sound))
+    if voice is None:  # an unknown sound plays the role's usual one
+        voice = VOICES.get((role, _ROLE_DEFAULT.get(role, "")), VOICES[("lead", "saw")])
     return voice(int(pitch), float(gate_s), velocity / 127.0, float(brightness),
                  int(sample_rate))
 
-
-def tail_s(role: str) -> float:
-    """Longest release any voice of ``role`` adds after its gate, in seconds."""
-    return {"pads": 1.0, "bells": 2.5, "piano": 0.3, "strings": 0.6, "pluck": 1.0}.get(role, 0.3)
