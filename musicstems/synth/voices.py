@@ -60,10 +60,10 @@ def _acid(pitch, gate_s, vel, bright, sr):
     accent = vel > 0.85
     osc = dsp.saw(f, n, sr)
     t = np.arange(n) / sr
-    base = _cutoff(260.0, bright)
-    env_hz = (2600.0 if accent else 1300.0) * 2.0 ** bright
-    cutoff = base + env_hz * np.exp(-t / (0.09 if accent else 0.16))
-    y = dsp.sweep_filter(osc, cutoff, sr, q=7.0 if accent else 5.0)
+    base = _cutoff(330.0, bright)
+    env_hz = (4200.0 if accent else 2200.0) * 2.0 ** bright
+    cutoff = base + env_hz * np.exp(-t / (0.12 if accent else 0.2))
+    y = dsp.sweep_filter(osc, cutoff, sr, q=8.0 if accent else 5.5)
     amp = dsp.adsr(n, sr, attack_s=0.002, decay_s=0.3, sustain=0.75, release_s=0.02,
                    gate_s=gate_s)
     return _stereo(np.tanh(2.5 * y * amp) * 0.8)
