@@ -32,6 +32,8 @@ _LAZY = {
     "AlignedStems": "align",
     "analyze": "analysis",
     "release_models": "backends.musicgen",
+    "make_plan": "plan",
+    "Plan": "plan",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
@@ -43,6 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .pipeline import compose, render
     from .composition import Composition
     from .errors import MusicStemsError
+    from .plan import Plan, make_plan
     from .spec import Key, Stem, parse_key
 
 

@@ -158,7 +158,7 @@ def _run_demo(args) -> int:
                    model=args.model, device=args.device, precision=args.precision,
                    progress=not args.quiet)
     folder = song.save(args.out, format=args.format, overwrite=args.overwrite,
-                       midi=song.plan is not None)
+                       midi=backend == "sketch")  # MusicGen plays the plan's tempo/key only
     _summary(song, folder)
     return 0
 

@@ -72,7 +72,9 @@ class Composition:
         overwrite : bool
             Replace this song's files in a non-empty folder (other files are kept).
         midi : bool
-            Also write ``song.mid`` from the plan (backends that make a plan only).
+            Also write ``song.mid``, the song's plan with one track per stem. With the sketch
+            backend it holds exactly the notes you hear; with MusicGen it is the plan the
+            prompts were written from (its tempo and key are followed, not its notes).
 
         Returns
         -------
@@ -81,8 +83,8 @@ class Composition:
         """
         fmt = _check_format(format)
         if midi and self.plan is None:
-            raise ExportError("midi=True needs a song with a plan (backend='sketch'); this song "
-                              "has none. Save without midi=True.")
+            raise ExportError("midi=True needs a song with a plan, and this one has none (it "
+                              "was loaded from a manifest without one). Save without midi=True.")
         sr = self.sample_rate
         files = {f"mix.{fmt}": lambda path: write_audio(path, self.mix, sr, fmt)}
         for name, audio in self.stems.items():
