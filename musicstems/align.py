@@ -49,8 +49,9 @@ _CHROMA_HOP = 512
 _HARMONICS = 4        # beat-frequency harmonics in the tempo / phase fit
 
 #: Share of the onset envelope's variance that must repeat every beat for a stem to count as
-#: rhythmic. Drums, bass and chord stabs measure 0.5-0.8, sustained pads and drones below 0.15.
-MIN_BEAT_CONFIDENCE = 0.3
+#: rhythmic. Drums, bass and chord stabs measure 0.35-0.85, syncopated leads 0.25-0.35,
+#: sustained pads, drones and noise below 0.15.
+MIN_BEAT_CONFIDENCE = 0.2
 #: Correlation with the best key profile a stem needs to count as tonal. Bass lines, chords and
 #: pads measure 0.7-0.9; drums, hi-hats and noise 0.3-0.5.
 MIN_KEY_CORRELATION = 0.6
@@ -71,8 +72,13 @@ _STRETCH_TOLERANCE = 1e-3
 #: Shifts below 5 ms are left out: within measurement noise and below an audible flam.
 _MIN_OFFSET_S = 0.005
 _MAX_SEMITONES = 6
-# Readings of a stem's tempo relative to the target, in order of preference on a tie.
+# A stem's tempo reading times one of these that lands within _FOLD_TOLERANCE of the target is
+# the same tempo read in half / double time or in a 2:3 / 3:2 relation (the bands do not
+# overlap: neighbouring factors are >= 4/3 apart, more than 1.1 ** 2).
 _TEMPO_FACTORS = (1.0, 2.0, 0.5, 1.5, 2.0 / 3.0, 3.0, 1.0 / 3.0)
+_FOLD_TOLERANCE = 1.1
+# Otherwise the reading is taken as it is or an octave (beat trackers' classic error) off.
+_OCTAVE_FACTORS = (1.0, 2.0, 0.5, 4.0, 0.25)
 _MAX_CHANNELS = 16
 _SILENCE_PEAK = 1e-6  # -120 dBFS
 
@@ -196,7 +202,8 @@ def align_stems(
         stems, sample_rate, bpm=bpm, key=key, stretch=stretch, beat_offset=beat_offset,
         pitch_shift=pitch_shift, reference=reference)
     sample_rate = int(sample_rate)
-    duration_s = next(iter(audio.values())).shape[-1] / sample_rate
+    num_samples = next(iter(audio.values())).shape[-1]
+    duration_s = num_samples / sample_rate
 
     mono = {name: _analysis_copy(y, sample_rate) for name, y in audio.items()}
     report = {name: {"detected_bpm": None, "stretch_ratio": 1.0, "offset_s": 0.0,
@@ -218,19 +225,20 @@ def align_stems(
         key_name = _align_key(mono, duration_s, target_key, reference, semitones, report,
                               reasons)
 
-    engine = _engine()
+    preferred = _engine()
     out: dict[str, np.ndarray] = {}
     for name, y in audio.items():
-        changed = rates[name] != 1.0 or semitones[name] != 0
-        y_out = _stretch_and_shift(y, sample_rate, rates[name], semitones[name], engine) \
-            if changed else y
+        engine = None
+        if rates[name] != 1.0 or semitones[name] != 0:
+            y, engine = _stretch_and_shift(y, sample_rate, rates[name], semitones[name],
+                                           preferred)
         shift = int(round(offsets_s[name] * sample_rate))
-        out[name] = _place(y_out, shift, y.shape[-1])
+        out[name] = _place(y, shift, num_samples)
         entry = report[name]
         entry["stretch_ratio"] = round(rates[name], 6)
         entry["offset_s"] = round(shift / sample_rate, 5)
         entry["semitones"] = semitones[name]
-        entry["engine"] = engine if changed else None
+        entry["engine"] = engine
         entry["skipped_reason"] = "; ".join(reasons[name]) or None
     return AlignedStems(stems=out, bpm=None if target_bpm is None else round(target_bpm, 3),
                         key=key_name, report=report, reference=grid_stem)
@@ -434,6 +442,9 @@ def _tonality(mono: np.ndarray) -> _Tonality:
     with warnings.catch_warnings():
         # The C1 octave's filters are ~1.6 s long; shorter stems are zero-padded, which is fine.
         warnings.filterwarnings("ignore", message=r"n_fft=\d+ is too large", category=UserWarning)
+        # Noise has no peaks to estimate tuning from; librosa then assumes A440, as we want.
+        warnings.filterwarnings("ignore", message="Trying to estimate tuning from empty",
+                                category=UserWarning)
         chroma = librosa.feature.chroma_cqt(y=mono, sr=ANALYSIS_SR, hop_length=_CHROMA_HOP,
                                             fmin=librosa.note_to_hz("C1"), n_octaves=6,
                                             norm=None)
@@ -451,9 +462,14 @@ def _tonality(mono: np.ndarray) -> _Tonality:
 
 
 def _fold(detected_bpm: float, target_bpm: float) -> float:
-    """The factor in _TEMPO_FACTORS that brings ``detected_bpm`` closest to ``target_bpm``."""
-    distances = [abs(math.log(detected_bpm * f / target_bpm)) for f in _TEMPO_FACTORS]
-    return _TEMPO_FACTORS[int(np.argmin(distances))]
+    """How to read ``detected_bpm`` against ``target_bpm``: the factor of _TEMPO_FACTORS that
+    brings it within 10 % of the target, else the octave that brings it closest (a 100 BPM loop
+    aimed at 128 BPM is sped up by 1.28, not read as 2:3 and slowed to 85.3)."""
+    for factor in _TEMPO_FACTORS:
+        if abs(math.log(detected_bpm * factor / target_bpm)) <= math.log(_FOLD_TOLERANCE):
+            return factor
+    distances = [abs(math.log(detected_bpm * f / target_bpm)) for f in _OCTAVE_FACTORS]
+    return _OCTAVE_FACTORS[int(np.argmin(distances))]
 
 
 def _pick(candidates: dict[str, float], reference: str | None, what: str,
@@ -578,13 +594,15 @@ def _engine() -> str:
 
 
 def _stretch_and_shift(y: np.ndarray, sample_rate: int, rate: float, semitones: int,
-                       engine: str) -> np.ndarray:
-    """Speed up by ``rate`` and transpose by ``semitones`` in one pass; (channels, samples)."""
+                       engine: str) -> tuple[np.ndarray, str]:
+    """Speed up by ``rate`` and transpose by ``semitones``; returns (channels, samples) audio of
+    about ``len / rate`` samples and the name of the engine that did it."""
+    fallback = "librosa-phase-vocoder"
     if engine == "rubberband":
         try:
-            return _rubberband(y, sample_rate, rate, semitones)
-        except Exception:  # a broken install must not lose the user's song; fall back
-            pass
+            return _rubberband(y, sample_rate, rate, semitones), engine
+        except Exception as error:  # a broken install must not lose the song: fall back, say so
+            fallback = f"librosa-phase-vocoder (rubberband failed: {type(error).__name__})"
     import librosa
 
     # Pitch by a factor a = 2**(s/12): stretch by rate/a, then play the result back a times
@@ -597,7 +615,7 @@ def _stretch_and_shift(y: np.ndarray, sample_rate: int, rate: float, semitones: 
     if semitones:
         z = librosa.resample(z, orig_sr=sample_rate * factor, target_sr=sample_rate,
                              res_type="soxr_hq")
-    return z
+    return z, fallback
 
 
 def _rubberband(y: np.ndarray, sample_rate: int, rate: float, semitones: int) -> np.ndarray:
