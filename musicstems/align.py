@@ -58,12 +58,17 @@ MIN_KEY_CORRELATION = 0.6
 #: Coefficient of variation a chroma profile needs before its correlation means anything: white
 #: noise measures ~0.02 (and can still correlate 0.6 by chance), tonal parts 0.2 and more.
 _MIN_CHROMA_CONTRAST = 0.1
-#: A stem whose fit to the target key as it is comes within this correlation of its best fit is
-#: left where it is. Melodies that skip the one note telling neighbouring keys apart (an F-A-C
-#: line in A minor reads F major), drones and bare fifths (A major or A minor?) come this close;
-#: moving them by a fourth or a minor third on a difference of a few hundredths would take
-#: material that is in key out of it.
-_KEY_TIE = 0.15
+#: Transpositions whose out-of-scale chroma share is within this factor (plus _SCALE_SLACK) of
+#: the smallest count as equally in key. Key profiles misread in-key material by a fourth or a
+#: fifth easily (jazz-voiced pads, a melody that skips the one note telling A minor from F
+#: major); how much of a stem falls outside the target scale does not, so it decides, and a stem
+#: already within the tie is left where it is. Off-key test parts measure 1.5-7x their minimum,
+#: in-key parts of the sketch backend 1.0-1.16x.
+_SCALE_TIE = 1.25
+_SCALE_SLACK = 0.01
+#: Chroma share below which a pitch class counts as overtones and leakage, not as a note: a note
+#: of a 7-note scale holds 10-20 %, the 5th partial of a bright tone (its major third) 3-5 %.
+_NOTE_FLOOR = 0.05
 _MIN_TEMPO_DURATION_S = 4.0
 _MIN_KEY_DURATION_S = 1.0
 #: Tempo ratios closer to 1 than this are left alone: 0.1 % drifts 30 ms over 30 s, less than the
@@ -131,6 +136,7 @@ class _Tonality:
     correlation: float  # with the best of the 24 key profiles
     contrast: float     # std / mean of the chroma profile
     correlations: np.ndarray  # (2, 12): major / minor row, tonic column
+    profile: np.ndarray  # (12,) chroma share per pitch class, C first, sums to 1
 
     @property
     def confidence(self) -> float:
@@ -452,9 +458,11 @@ def _tonality(mono: np.ndarray) -> _Tonality:
     contrast = float(profile.std() / profile.mean()) if profile.mean() > 0 else 0.0
     correlations = _key_correlations(profile)
     mode, tonic = np.unravel_index(int(np.argmax(correlations)), correlations.shape)
+    total = float(profile.sum())
     return _Tonality(key=Key(int(tonic), "major" if mode == 0 else "minor"),
                      correlation=float(correlations[mode, tonic]), contrast=contrast,
-                     correlations=correlations)
+                     correlations=correlations,
+                     profile=profile / total if total > 0 else np.full(12, 1 / 12))
 
 
 # --------------------------------------------------------------------------------------------
@@ -551,32 +559,61 @@ def _align_key(mono, duration_s, target_key, reference, semitones, report, reaso
             reasons[name].append(f"key: no clear tonal content (key correlation "
                                  f"{tone.correlation:.2f} < {MIN_KEY_CORRELATION})")
         else:
-            entry["detected_key"] = tone.key.name
+            entry["detected_key"] = _own_key(tone).name
             tonal[name] = tone.confidence
     if target_key is None:
         key_stem = _pick(tonal, reference, "key", reasons)
         if key_stem is None:
             return None
-        target_key = tonalities[key_stem].key
+        target_key = _own_key(tonalities[key_stem])
     for name in tonal:
         semitones[name] = _interval(tonalities[name], target_key)
     return target_key.name
 
 
-def _interval(tone: _Tonality, target: Key) -> int:
-    """Transposition in semitones, within [-6, 6), that takes ``tone`` to ``target`` or to its
-    relative major/minor.
+def _out_of_scale(profile: np.ndarray, major_tonic: int) -> np.ndarray:
+    """Chroma share on notes outside the major scale on ``major_tonic`` (= its relative minor)
+    after transposing by s, for s = -6 .. 5: shape (12,). Each pitch class counts only above
+    ``_NOTE_FLOOR``, so the overtones of in-key notes do not count as wrong notes."""
+    outside = np.ones(12, dtype=bool)
+    outside[list(Key(major_tonic, "major").scale())] = False
+    return np.array([float(np.maximum(np.roll(profile, s)[outside] - _NOTE_FLOOR, 0.0).sum())
+                     for s in range(-_MAX_SEMITONES, _MAX_SEMITONES)])
 
-    The fit of a transposition ``s`` is the best correlation of any reading of the stem that
-    ``s`` carries onto the target's major or minor form (a key and its relative share one scale,
-    so either counts). The best fit wins, unless staying put fits within ``_KEY_TIE`` of it.
+
+def _interval(tone: _Tonality, target: Key) -> int:
+    """Transposition in semitones, within [-6, 6), that puts ``tone`` in ``target`` or in its
+    relative major/minor (they share one scale).
+
+    The transpositions that leave the least of the stem's chroma outside the target scale (within
+    ``_SCALE_TIE``) are equally in key; 0 is kept if it is one of them, else the one whose key
+    reading lands on the target (or its relative) with the best profile correlation wins.
     """
     major = target.tonic if target.mode == "major" else target.relative.tonic
+    outside = _out_of_scale(tone.profile, major)
+    steps = range(-_MAX_SEMITONES, _MAX_SEMITONES)
+    tied = [s for s, out in zip(steps, outside) if out <= outside.min() * _SCALE_TIE
+            + _SCALE_SLACK]
+    if 0 in tied:
+        return 0
     minor = (major + 9) % 12
-    fits = {s: max(tone.correlations[0, (major - s) % 12], tone.correlations[1, (minor - s) % 12])
-            for s in range(-_MAX_SEMITONES, _MAX_SEMITONES)}
-    best = max(fits, key=lambda s: (fits[s], -abs(s)))
-    return 0 if fits[0] >= fits[best] - _KEY_TIE else int(best)
+    fit = {s: max(tone.correlations[0, (major - s) % 12], tone.correlations[1, (minor - s) % 12])
+           for s in tied}
+    return int(max(tied, key=lambda s: (fit[s], -abs(s))))
+
+
+def _own_key(tone: _Tonality) -> Key:
+    """The key a stem is in: the major scale holding most of its chroma, named as that major key
+    or its relative minor, whichever key profile correlates better."""
+    outside = np.array([_out_of_scale(tone.profile, tonic)[_MAX_SEMITONES]
+                        for tonic in range(12)])
+    tied = [t for t in range(12) if outside[t] <= outside.min() * _SCALE_TIE + _SCALE_SLACK]
+    major = max(tied, key=lambda t: max(tone.correlations[0, t],
+                                        tone.correlations[1, (t + 9) % 12]))
+    minor = (major + 9) % 12
+    if tone.correlations[1, minor] > tone.correlations[0, major]:
+        return Key(minor, "minor")
+    return Key(major, "major")
 
 
 # --------------------------------------------------------------------------------------------
