@@ -384,8 +384,9 @@ def test_lengths_are_exact_to_the_sample_and_channels_are_kept():
     stereo = np.stack([np.pad(left, (0, 7)), np.pad(0.5 * left, (0, 7))])  # right at -6 dB
     mono_1d = render("drums", bpm=120.0 * 0.94)[0]
     mono_1d = np.pad(mono_1d, (0, n - len(mono_1d)))
-    aligned = align_stems({"bass": stereo, "drums": mono_1d.astype(np.float64)}, SR, bpm=120.0,
-                          key="A minor")
+    # float64 and numpy scalars (as file readers return them) are accepted too.
+    aligned = align_stems({"bass": stereo, "drums": mono_1d.astype(np.float64)}, np.int64(SR),
+                          bpm=np.float32(120.0), key="A minor")
     assert aligned.stems["bass"].shape == (2, n)
     assert aligned.stems["drums"].shape == (1, n)
     assert all(y.dtype == np.float32 for y in aligned.stems.values())
