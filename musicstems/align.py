@@ -209,10 +209,9 @@ def align_stems(
     >>> round(out.report["clicks"]["stretch_ratio"], 2), out.stems["clicks"].shape == clicks.shape
     (0.96, True)
     """
-    audio, bpm, target_key, reference = _check_inputs(
+    audio, sample_rate, bpm, target_key, reference = _check_inputs(
         stems, sample_rate, bpm=bpm, key=key, stretch=stretch, beat_offset=beat_offset,
         pitch_shift=pitch_shift, reference=reference)
-    sample_rate = int(sample_rate)
     num_samples = next(iter(audio.values())).shape[-1]
     duration_s = num_samples / sample_rate
 
@@ -267,7 +266,8 @@ def _check_flag(value: Any, argument: str) -> bool:
 
 def _check_inputs(stems, sample_rate, *, bpm, key, stretch, beat_offset, pitch_shift,
                   reference):
-    """Check every argument and stem; return float32 (channels, samples) arrays and settings."""
+    """Check every argument and stem before any work; return the stems as float32
+    (channels, samples) arrays, the sample rate as an int, bpm, the target Key and reference."""
     if isinstance(sample_rate, np.generic):  # np.int64(32000) from a file reader is fine
         sample_rate = sample_rate.item()
     if isinstance(bpm, np.generic):
@@ -305,7 +305,7 @@ def _check_inputs(stems, sample_rate, *, bpm, key, stretch, beat_offset, pitch_s
         raise MusicStemsError(
             f"reference={reference!r} is not one of the stems ({', '.join(map(repr, audio))}); "
             "pass one of those names, or None to follow the most rhythmic / most tonal stem.")
-    return audio, bpm, target_key, reference
+    return audio, rate, bpm, target_key, reference
 
 
 def _check_stem(name: str, value: Any, sample_rate: int) -> np.ndarray:
@@ -361,7 +361,8 @@ def _check_stem(name: str, value: Any, sample_rate: int) -> np.ndarray:
 
 
 def _analysis_copy(y: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Mono, at ANALYSIS_SR (or the input rate when that is lower), float32."""
+    """Mono mix at ANALYSIS_SR, float32 (lower rates are upsampled: no new content, but one
+    analysis setup for every input)."""
     import librosa
 
     mono = y.mean(axis=0)
