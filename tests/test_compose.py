@@ -146,3 +146,15 @@ def test_notebook_display_one_player_per_stem_plus_mix(tiny_song):
         assert sr == tiny_song.sample_rate
         assert np.max(np.abs(audio)) == pytest.approx(np.max(np.abs(array)), abs=1e-4)
         assert np.max(np.abs(audio)) < 0.95
+
+
+def test_alignment_runs_in_the_pipeline_and_reports(tiny_model):
+    song = compose(TINY_STEMS, bpm=128, key="A minor", duration_s=2.0, seed=5, model=tiny_model,
+                   progress=False)  # align=True is the default
+    alignment = song.manifest["alignment"]
+    assert alignment["enabled"] and alignment["bpm"] == 128.0
+    assert set(alignment["stems"]) == set(TINY_STEMS)
+    for name, entry in song.manifest["stems"].items():
+        assert entry["alignment"] == alignment["stems"][name]
+        assert song.stems[name].shape[-1] == 64000  # alignment keeps lengths exact
+    assert integrated_lufs(song.mix, song.sample_rate) == pytest.approx(-14.0, abs=0.5)
