@@ -71,3 +71,23 @@ def test_bad_input_exits_nonzero_with_one_line(args, needle, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("musicstems: error:")
     assert needle in lines[0]
     assert "torch" not in result.stderr  # refused before any model code ran
+
+
+def test_demo_works_offline_with_an_empty_cache(tmp_path):
+    # An empty Hugging Face cache and no network: the demo must fall back to the sketch
+    # backend, say so, and still write a whole song.
+    import os
+
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    out = tmp_path / "demo"
+    result = subprocess.run([sys.executable, "-m", "musicstems", "demo", "--out", str(out),
+                             "--duration", "4", "--quiet"], capture_output=True, text=True,
+                            env=env)
+    assert result.returncode == 0, result.stderr
+    assert "sketch backend" in result.stderr and "musicgen-small" in result.stderr
+    song = Composition.load(out)
+    assert set(song.stems) == {"drums", "bass", "pads", "lead"}
+    assert song.mix.shape[-1] == 4 * song.sample_rate
+    assert (out / "song.mid").is_file()
+    from musicstems.loudness import integrated_lufs
+    assert integrated_lufs(song.mix, song.sample_rate) == pytest.approx(-14.0, abs=0.5)
