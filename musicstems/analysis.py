@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .loudness import gain_to_db, integrated_lufs, sample_peak_dbfs, true_peak_dbtp
+from .loudness import (gain_to_db, integrated_lufs, round_or_none, sample_peak_dbfs,
+                       true_peak_dbtp)
 
 __all__ = ["analyze", "BANDS_HZ"]
 
@@ -67,10 +68,10 @@ def analyze(audio: np.ndarray, sample_rate: int) -> dict:
     audio = np.atleast_2d(audio)
     rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
     report = {
-        "integrated_lufs": _round(integrated_lufs(audio, sample_rate)),
-        "sample_peak_dbfs": _round(sample_peak_dbfs(audio)),
-        "true_peak_dbtp": _round(true_peak_dbtp(audio)),
-        "rms_dbfs": _round(gain_to_db(rms)),
+        "integrated_lufs": round_or_none(integrated_lufs(audio, sample_rate)),
+        "sample_peak_dbfs": round_or_none(sample_peak_dbfs(audio)),
+        "true_peak_dbtp": round_or_none(true_peak_dbtp(audio)),
+        "rms_dbfs": round_or_none(gain_to_db(rms)),
         "dominant_hz": None, "spectral_centroid_hz": None,
         "band_energy": {name: None for name in BANDS_HZ},
     }
@@ -86,7 +87,3 @@ def analyze(audio: np.ndarray, sample_rate: int) -> dict:
         name: round(float(power[(freqs >= lo) & (freqs < hi)].sum() / total), 4)
         for name, (lo, hi) in BANDS_HZ.items()}
     return report
-
-
-def _round(value: float | None, digits: int = 3) -> float | None:
-    return None if value is None else round(value, digits)

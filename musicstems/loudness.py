@@ -13,7 +13,8 @@ import math
 import numpy as np
 
 __all__ = ["integrated_lufs", "sample_peak_dbfs", "true_peak_dbtp", "normalize_loudness",
-           "limit_peaks", "master", "db_to_gain", "gain_to_db", "SILENCE_LUFS"]
+           "limit_peaks", "master", "db_to_gain", "gain_to_db", "round_or_none",
+           "SILENCE_LUFS"]
 
 # Below the BS.1770 absolute gate nothing is "loud" enough to measure or to normalize.
 SILENCE_LUFS = -70.0
@@ -171,10 +172,11 @@ def master(mix: np.ndarray, sample_rate: int, *, target_lufs: float = -14.0,
     return out, {
         "input_lufs": round(measured, 3), "applied_gain_db": round(gain_db, 3),
         "limited": limited, "output_lufs": None if output_lufs is None else round(output_lufs, 3),
-        "true_peak_dbtp": _round(true_peak_dbtp(out)),
-        "sample_peak_dbfs": _round(sample_peak_dbfs(out)), "skipped_reason": None,
+        "true_peak_dbtp": round_or_none(true_peak_dbtp(out)),
+        "sample_peak_dbfs": round_or_none(sample_peak_dbfs(out)), "skipped_reason": None,
     }
 
 
-def _round(value: float | None, digits: int = 3) -> float | None:
+def round_or_none(value: float | None, digits: int = 3) -> float | None:
+    """Round a measurement for a report, keeping ``None`` (silence) as it is."""
     return None if value is None else round(value, digits)
