@@ -103,6 +103,31 @@ def normalize_loudness(audio: np.ndarray, sample_rate: int, *, target_lufs: floa
                  "skipped_reason": None}
 
 
+def _peak_envelope(audio: np.ndarray) -> np.ndarray:
+    """Per-sample peak of the 4x oversampled signal, the largest over the channels (so the
+    limiter is linked and the stereo image does not move)."""
+    from scipy.signal import resample_poly
+
+    oversampled = np.abs(resample_poly(audio.astype(np.float64), 4, 1, axis=-1))
+    peaks = oversampled.reshape(audio.shape[0], -1, 4).max(axis=-1).max(axis=0)
+    return np.maximum(peaks, np.abs(audio).max(axis=0))
+
+
+def _limiter_gain(peaks: np.ndarray, sample_rate: int, ceiling: float, lookahead_ms: float,
+                  release_ms: float) -> np.ndarray | None:
+    """Smooth gain curve that keeps ``peaks`` under ``ceiling``; None when none is needed."""
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+
+    needed = np.minimum(1.0, ceiling / np.maximum(peaks, 1e-12))
+    if needed.min() >= 1.0:
+        return None
+    look = max(1, int(sample_rate * lookahead_ms / 1000))
+    hold = max(look, int(sample_rate * (lookahead_ms + release_ms) / 1000))
+    held = minimum_filter1d(needed, size=2 * hold + 1, mode="nearest")
+    gain = uniform_filter1d(held, size=look, mode="nearest")
+    return np.minimum(gain, needed)  # guard the edges of the averaging window
+
+
 def limit_peaks(audio: np.ndarray, sample_rate: int, *, ceiling_dbfs: float,
                 lookahead_ms: float = 5.0, release_ms: float = 60.0) -> np.ndarray:
     """A look-ahead peak limiter: the gain dips smoothly before each peak above the ceiling.
@@ -113,23 +138,11 @@ def limit_peaks(audio: np.ndarray, sample_rate: int, *, ceiling_dbfs: float,
     averaging window of a peak already holds that peak's gain or less, the average never exceeds
     what the peak needs. Linked across channels, so the stereo image does not move.
     """
-    from scipy.ndimage import minimum_filter1d, uniform_filter1d
-    from scipy.signal import resample_poly
-
     audio = np.atleast_2d(audio)
-    ceiling = db_to_gain(ceiling_dbfs)
-    oversampled = np.abs(resample_poly(audio.astype(np.float64), 4, 1, axis=-1))
-    peaks = oversampled.reshape(audio.shape[0], -1, 4).max(axis=-1).max(axis=0)
-    peaks = np.maximum(peaks, np.abs(audio).max(axis=0))
-    needed = np.minimum(1.0, ceiling / np.maximum(peaks, 1e-12))
-    if needed.min() >= 1.0:
-        return audio.astype(np.float32, copy=True)
-    look = max(1, int(sample_rate * lookahead_ms / 1000))
-    hold = max(look, int(sample_rate * (lookahead_ms + release_ms) / 1000))
-    held = minimum_filter1d(needed, size=2 * hold + 1, mode="nearest")
-    gain = uniform_filter1d(held, size=look, mode="nearest")
-    gain = np.minimum(gain, needed)  # guard the edges of the averaging window
-    return (audio * gain).astype(np.float32)
+    gain = _limiter_gain(_peak_envelope(audio), sample_rate, db_to_gain(ceiling_dbfs),
+                         lookahead_ms, release_ms)
+    return audio.astype(np.float32, copy=True) if gain is None else (audio * gain).astype(
+        np.float32)
 
 
 def master(mix: np.ndarray, sample_rate: int, *, target_lufs: float = -14.0,
@@ -147,24 +160,29 @@ def master(mix: np.ndarray, sample_rate: int, *, target_lufs: float = -14.0,
         ``input_lufs``, ``applied_gain_db``, ``limited`` (whether the limiter worked),
         ``output_lufs``, ``true_peak_dbtp``, ``sample_peak_dbfs``, ``skipped_reason``.
     """
+    mix = np.atleast_2d(mix)
     measured = integrated_lufs(mix, sample_rate)
     if measured is None:
         return mix.astype(np.float32, copy=True), {
             "input_lufs": None, "applied_gain_db": 0.0, "limited": False, "output_lufs": None,
             "true_peak_dbtp": true_peak_dbtp(mix), "sample_peak_dbfs": sample_peak_dbfs(mix),
             "skipped_reason": "silent: below the -70 LUFS gate, left as it is"}
+    # Oversampling is linear, so the peak envelope of the mix scales with the gain: measure it
+    # once and only redo the cheap gain curve per iteration.
+    peaks = _peak_envelope(mix)
+    ceiling = db_to_gain(ceiling_dbfs)
     gain_db = target_lufs - measured
     limited = False
     out = mix
     for _ in range(max_iterations):
-        scaled = (mix * db_to_gain(gain_db)).astype(np.float32)
-        out = limit_peaks(scaled, sample_rate, ceiling_dbfs=ceiling_dbfs)
-        limited = limited or not np.array_equal(out, scaled)
+        gain = db_to_gain(gain_db)
+        curve = _limiter_gain(peaks * gain, sample_rate, ceiling, 5.0, 60.0)
+        limited = limited or curve is not None
+        out = (mix * (gain if curve is None else gain * curve)).astype(np.float32)
         loudness = integrated_lufs(out, sample_rate)
         if loudness is None or abs(loudness - target_lufs) <= 0.05:
             break
         gain_db += target_lufs - loudness
-    ceiling = db_to_gain(ceiling_dbfs)
     peak = _true_peak_linear(out)
     if peak > ceiling:  # the limiter's smoothing can leave a hair over; never ship that
         out = (out * (ceiling / peak * 0.9999)).astype(np.float32)
