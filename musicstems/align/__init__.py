@@ -37,8 +37,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import MusicStemsError
-from .spec import Key, check_bpm, check_finite, parse_key
+from ..errors import MusicStemsError
+from ..spec import Key, check_bpm, check_finite, parse_key
 
 __all__ = ["align_stems", "AlignedStems", "ANALYSIS_SR", "MIN_BEAT_CONFIDENCE",
            "MIN_KEY_CORRELATION"]
