@@ -90,7 +90,11 @@ def render_part(part: "Part", plan: "Plan", sample_rate: int, num_samples: int) 
         # the pump of club music: held parts dip on every beat, where the kick lands
         t = np.arange(out.shape[-1]) / sr
         since_beat = np.mod(t, plan.beat_s)
-        out *= 1.0 - 0.45 * np.exp(-since_beat / 0.09)
+        # a 6 ms ramp into the dip: a step in gain would click on every beat
+        attack_s = 0.006
+        depth = np.minimum(1.0, since_beat / attack_s) * np.exp(
+            -np.maximum(since_beat - attack_s, 0.0) / 0.09)
+        out *= 1.0 - 0.45 * depth
     wet, decay_s, echo = EFFECTS.get(role, (0.15, 1.5, 0.0))
     if part.style.texture in ("arp", "melody") and role in ("pads", "piano", "guitar"):
         echo = max(echo, 0.12)
