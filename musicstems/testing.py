@@ -38,9 +38,21 @@ def _tokenizer():
 
 
 def musicgen_config(*, size: str = "tiny", vocab_size: int = 160):
-    """A MusicGen config: ``"tiny"`` for tests, ``"small"`` for the musicgen-small architecture
-    (T5-base text encoder, 24-layer 1024-wide decoder with 16 heads, 4 codebooks of 2048,
-    32 kHz EnCodec), used by the benchmarks with random weights."""
+    """A MusicGen config.
+
+    Parameters
+    ----------
+    size : {"tiny", "small", "medium"}
+        ``"tiny"`` for tests. ``"small"`` and ``"medium"`` are the published architectures of
+        facebook/musicgen-small and facebook/musicgen-medium, field for field: a T5-base text
+        encoder (12 layers, d_model 768, d_ff 3072, 12 heads, vocabulary 32128), a decoder of
+        4 codebooks of 2048 codes (small: 24 layers, hidden 1024, 16 heads, ffn 4096; medium:
+        48 layers, hidden 1536, 24 heads, ffn 6144) and the 32 kHz EnCodec (64 filters,
+        ratios 8-5-4-4 = 50 frames/s, 2-layer LSTM, no conv shortcut, reflect padding). The
+        benchmarks build them with random weights: speed does not depend on weight values.
+    vocab_size : int
+        Text vocabulary of the tiny model.
+    """
     from transformers import (EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, T5Config)
 
     if size == "tiny":
@@ -64,6 +76,7 @@ def musicgen_config(*, size: str = "tiny", vocab_size: int = 160):
             target_bandwidths=[2.2], num_lstm_layers=2, normalize=False, use_causal_conv=False,
             num_residual_layers=1, compress=2, residual_kernel_size=3, kernel_size=7,
             last_kernel_size=7, dilation_growth_rate=2, trim_right_ratio=1.0, pad_mode="reflect",
+            use_conv_shortcut=False, norm_type="weight_norm", chunk_length_s=None, overlap=None,
         )
         hidden, layers, heads = (1024, 24, 16) if size == "small" else (1536, 48, 24)
         decoder = MusicgenDecoderConfig(vocab_size=2048, hidden_size=hidden,

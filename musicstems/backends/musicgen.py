@@ -15,10 +15,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from ..errors import ModelLoadError, MusicStemsError
+from ..errors import ModelLoadError
 from . import Generated, ProgressCallback, fit_length
+from .precision import (quantize_decoder_int8, resolve_device, resolve_precision,
+                        torch_dtype)
 
 __all__ = ["MusicGenBackend", "load_model", "release_models", "resolve_device",
            "resolve_precision", "LoadedModel"]
@@ -35,56 +35,12 @@ class LoadedModel:
     frame_rate: int
     revision: str | None
     load_s: float
+    kv_dtype: Any = None  # the KV cache's dtype when it differs from the activations'
+    recipe: dict | None = None  # what each part runs in, for the manifest
 
 
 _CACHE: dict[tuple[str, str, str], LoadedModel] = {}
 _CACHE_LOCK = threading.Lock()
-
-
-def resolve_device(device: str) -> str:
-    """``"auto"`` picks CUDA, then Apple MPS, then the CPU."""
-    import torch
-
-    if device != "auto":
-        if device == "cuda" and not torch.cuda.is_available():
-            raise MusicStemsError("device='cuda' but torch sees no CUDA GPU here; use "
-                                  "device='auto' or 'cpu'.")
-        if device == "mps" and not torch.backends.mps.is_available():
-            raise MusicStemsError("device='mps' but Apple MPS is not available here; use "
-                                  "device='auto' or 'cpu'.")
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    if torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def resolve_precision(precision: str, device: str, *, bf16_supported: bool | None = None) -> str:
-    """The precision to run in. ``"auto"`` takes the fastest one whose output stays close to fp32
-    on ``device`` (see docs/performance.md for the measurements behind each choice)."""
-    if precision != "auto":
-        if precision == "fp16" and device == "cpu":
-            raise MusicStemsError("precision='fp16' needs a GPU; use 'bf16', 'int8' or 'auto' "
-                                  "on a CPU.")
-        if precision == "int8" and device != "cpu":
-            raise MusicStemsError(f"precision='int8' is CPU dynamic quantization; on "
-                                  f"device={device!r} use 'fp16', 'bf16' or 'auto'.")
-        return precision
-    if device == "cuda":
-        if bf16_supported is None:
-            import torch
-            bf16_supported = torch.cuda.is_bf16_supported()
-        return "bf16" if bf16_supported else "fp16"
-    if device == "mps":
-        return "fp16"
-    return "fp32"
-
-
-def _torch_dtype(precision: str):
-    import torch
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16,
-            "int8": torch.float32}[precision]
 
 
 @contextlib.contextmanager
@@ -118,6 +74,8 @@ def load_model(model_id: str, *, device: str = "auto", precision: str = "auto",
         ``save_pretrained``.
     device : {"auto", "cpu", "cuda", "mps"}
     precision : {"auto", "fp32", "bf16", "fp16", "int8"}
+        ``"auto"``: see :func:`~musicstems.backends.precision.resolve_precision`; ``"int8"``
+        is :func:`~musicstems.backends.precision.quantize_decoder_int8`'s recipe.
     quiet : bool
         Hide transformers' loading bars and notices.
 
@@ -145,8 +103,13 @@ def load_model(model_id: str, *, device: str = "auto", precision: str = "auto",
         local_only = weights_cached(model_id)
         with _quiet_transformers(quiet):
             try:
+                # transformers' own dtype handling: weights are cast as they are read from the
+                # memory-mapped checkpoint, so no fp32 copy of a bf16/fp16 model is kept (how
+                # transformers 5 always loads; low_cpu_mem_usage asks the same of 4.x); on a GPU
+                # they go straight to it (device_map). int8 loads fp32 and quantizes in place.
                 model = MusicgenForConditionalGeneration.from_pretrained(
-                    model_id, dtype=_torch_dtype(precision), low_cpu_mem_usage=True,
+                    model_id, dtype=torch_dtype(precision), low_cpu_mem_usage=True,
+                    device_map=None if device == "cpu" else device,
                     local_files_only=local_only)
                 processor = AutoProcessor.from_pretrained(model_id, local_files_only=local_only)
             except OSError as exc:  # not cached and no network, or no such repo/folder
@@ -156,33 +119,21 @@ def load_model(model_id: str, *, device: str = "auto", precision: str = "auto",
                     "network access (it is then cached), pass a local folder, or use "
                     "backend='sketch', which needs no model."
                 ) from exc
-        model = model.to(device).eval()
+        model.eval()
+        prepared = {"kv_dtype": None, "recipe": {"all": precision}}
         if precision == "int8":
-            model = _quantize_decoder_int8(model)
+            prepared = quantize_decoder_int8(model)
         codec = model.config.audio_encoder
         loaded = LoadedModel(
             model=model, processor=processor, model_id=model_id, device=device,
             precision=precision, sample_rate=int(codec.sampling_rate),
             frame_rate=int(codec.frame_rate),
             revision=getattr(model.config, "_commit_hash", None),
-            load_s=time.perf_counter() - start,
+            load_s=time.perf_counter() - start, kv_dtype=prepared["kv_dtype"],
+            recipe=prepared["recipe"],
         )
         _CACHE[key] = loaded
         return loaded
-
-
-def _quantize_decoder_int8(model):
-    """Dynamic int8 quantization of the decoder's Linear layers: the decoder is read once per
-    step, so it is where the memory bandwidth goes on a CPU."""
-    import warnings
-
-    import torch
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated but still runs
-        model.decoder = torch.ao.quantization.quantize_dynamic(
-            model.decoder, {torch.nn.Linear}, dtype=torch.qint8)
-    return model
 
 
 def release_models() -> int:
@@ -201,17 +152,19 @@ def release_models() -> int:
     return count
 
 
-def _step_progress(total: int, *, show: bool, callback: ProgressCallback | None):
+def _step_progress(total: int, *, show: bool, callback: ProgressCallback | None,
+                   on_last=None):
     """A stopping criterion that never stops: generate calls it once per decoder step, which
     makes it the one per-step hook that works in every transformers release (the ``streamer``
     argument of MusicGen's ``generate`` is not forwarded to the sampling loop in transformers 5).
-    Advances a tqdm bar and the user's callback."""
+    Advances a tqdm bar and the user's callback, and calls ``on_last()`` after the last step."""
     import torch
     from transformers import StoppingCriteria
 
     class StepProgress(StoppingCriteria):
         def __init__(self):
             self.step = 0
+            self.first_s = self.last_s = 0.0  # perf_counter at the first and last step
             self.bar = None
             if show:
                 from tqdm.auto import tqdm
@@ -220,10 +173,15 @@ def _step_progress(total: int, *, show: bool, callback: ProgressCallback | None)
 
         def __call__(self, input_ids, scores, **kwargs):
             self.step += 1
+            now = time.perf_counter()
+            self.first_s = self.first_s or now
+            self.last_s = now
             if self.bar is not None:
                 self.bar.update(1)
             if callback is not None:
                 callback({"stage": "generate", "step": self.step, "total": total})
+            if self.step == total and on_last is not None:
+                on_last()
             return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
         def close(self) -> None:
@@ -256,7 +214,14 @@ class MusicGenBackend:
         inputs = {k: v.to(loaded.device) for k, v in inputs.items()}
         from transformers import StoppingCriteriaList
 
-        progress = _step_progress(max_new_tokens, show=settings.progress, callback=callback)
+        from .kvcache import preallocated_cache, release_cache
+
+        # One cache for the whole song, written in place (kvcache.py), and freed after the last
+        # step, before generate decodes the audio of all stems in one batched EnCodec call.
+        cache = preallocated_cache(loaded.model, max_new_tokens + 1, dtype=loaded.kv_dtype)
+        extra = {} if cache is None else {"cache": cache}
+        progress = _step_progress(max_new_tokens, show=settings.progress, callback=callback,
+                                  on_last=lambda: release_cache(cache))
         start = time.perf_counter()
         devices = [torch.cuda.current_device()] if loaded.device == "cuda" else []
         try:
@@ -268,11 +233,13 @@ class MusicGenBackend:
                     temperature=settings.temperature, top_k=settings.top_k,
                     top_p=settings.top_p if settings.top_p > 0 else None,
                     max_new_tokens=max_new_tokens,
-                    stopping_criteria=StoppingCriteriaList([progress]),
+                    stopping_criteria=StoppingCriteriaList([progress]), **extra,
                 )
         finally:
             progress.close()
-        generate_s = time.perf_counter() - start
+            del cache, extra
+        end = time.perf_counter()
+        generate_s = end - start
         audio = audio.float().cpu().numpy()  # (batch, channels, samples)
         out = {s.name: fit_length(audio[i], num_samples) for i, s in enumerate(stems)}
         report = {
@@ -281,6 +248,13 @@ class MusicGenBackend:
             "decoder_steps": max_new_tokens, "batch_size": len(stems),
             # load_s is ~0 when the model came from the cache
             "load_s": round(start - load_start, 3), "generate_s": round(generate_s, 3),
-            "ms_per_step": round(1000 * generate_s / max_new_tokens, 2),
+            # the decoder loop alone: between the first and the last step
+            "ms_per_step": round(1000 * (progress.last_s - progress.first_s)
+                                 / max(max_new_tokens - 1, 1), 2),
+            # text encoder + first step, and the batched EnCodec decode of all stems
+            "encode_s": round(progress.first_s - start, 3),
+            "decode_s": round(end - progress.last_s, 3),
+            "threads": torch.get_num_threads(), "recipe": loaded.recipe,
+            "attention": getattr(loaded.model.config.decoder, "_attn_implementation", None),
         }
         return Generated(stems=out, sample_rate=loaded.sample_rate, report=report)

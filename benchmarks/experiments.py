@@ -1,0 +1,171 @@
+"""The measurements behind two design decisions, reproducible (docs/performance.md quotes them).
+
+``python -m benchmarks.experiments linear``
+    One decoder step's worth of musicgen-small Linear layers (24 x [6 x 1024^2, 1024x4096,
+    4096x1024] = 353 M weights) at 8 rows (4 stems x CFG), in every kernel family: fp32, bf16,
+    torch.ao dynamic int8 with 7-bit (stock) and 8-bit activations, and -- when torchao is
+    installed -- torchao's int8 configs, eager and under ``torch.compile``.
+
+``python -m benchmarks.experiments cache --model DIR [--steps 250]``
+    The decoder loop of a saved model (``python -m benchmarks --models-dir DIR`` leaves one) with
+    transformers' DynamicCache, musicstems' in-place cache, a StaticCache, and a StaticCache with
+    ``torch.compile`` (transformers' own compiled decoding), in fp32 and int8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+
+
+def _best(fn, repeats: int = 5) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def linear(rows: int = 8) -> None:
+    import torch
+
+    from musicstems.backends.precision import _full_range_linear, _quiet_ao_deprecation
+
+    torch.manual_seed(0)
+    layers = torch.nn.ModuleList()
+    for _ in range(24):
+        layers.extend([torch.nn.Linear(1024, 1024) for _ in range(6)])
+        layers.extend([torch.nn.Linear(1024, 4096), torch.nn.Linear(4096, 1024)])
+    widths = [layer.in_features for layer in layers]
+    weights = sum(layer.weight.numel() for layer in layers)
+
+    def report(name, stack, dtype, bytes_per_weight, compiled=False):
+        xs = {w: torch.randn(rows, w, dtype=dtype) for w in (1024, 4096)}
+
+        def step():
+            total = 0.0
+            with torch.no_grad():  # not inference_mode: torch.compile refuses its tensors
+                for layer, width in zip(stack, widths):
+                    total = total + layer(xs[width])[:, 0]  # used: the compiler keeps it
+            return total
+        if compiled:
+            step = torch.compile(step)
+            start = time.perf_counter()
+            step()
+            name += f" (compile {time.perf_counter() - start:.0f} s)"
+        seconds = _best(step)
+        print(f"{name:44s} {1000 * seconds:7.1f} ms  "
+              f"{weights * bytes_per_weight / seconds / 1e9:5.1f} GB/s of weights", flush=True)
+
+    report("fp32", layers, torch.float32, 4)
+    report("bf16", copy.deepcopy(layers).to(torch.bfloat16), torch.bfloat16, 2)
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    for name, mapping in (("torch.ao dynamic int8, 7-bit activations", None),
+                          ("torch.ao dynamic int8, 8-bit activations",
+                           {torch.nn.Linear: _full_range_linear()})):
+        with _quiet_ao_deprecation():
+            stack = quantize_dynamic(copy.deepcopy(layers),
+                                     {torch.nn.Linear: per_channel_dynamic_qconfig},
+                                     dtype=torch.qint8, mapping=mapping)
+        report(name, stack, torch.float32, 1)
+    try:
+        import torchao.quantization as tq
+    except ImportError:
+        print("torchao is not installed: pip install torchao (with torch pinned) to compare it")
+        return
+    for name, config, dtype in (
+            ("torchao Int8DynamicActivationInt8Weight", tq.Int8DynamicActivationInt8WeightConfig(),
+             torch.float32),
+            ("torchao Int8WeightOnly, bf16", tq.Int8WeightOnlyConfig(), torch.bfloat16)):
+        for compiled in (False, True):
+            stack = copy.deepcopy(layers).to(dtype)
+            tq.quantize_(stack, config)
+            report(name + (" compiled" if compiled else ""), stack, dtype, 1, compiled)
+
+
+def cache(model_dir: str, steps: int = 250) -> None:
+    import torch
+    from transformers import (AutoProcessor, CompileConfig, StoppingCriteria,
+                              StoppingCriteriaList)
+    from transformers.cache_utils import DynamicCache, EncoderDecoderCache, StaticCache
+
+    from musicstems.backends.kvcache import preallocated_cache
+    from musicstems.backends.musicgen import load_model, release_models
+
+    processor = AutoProcessor.from_pretrained(model_dir)
+    prompts = ["punchy techno drums", "deep acid bassline", "warm analog pads", "lead synth"]
+    inputs = processor(text=prompts, padding=True, return_tensors="pt")
+
+    class Timer(StoppingCriteria):
+        def __init__(self):
+            self.times = []
+
+        def __call__(self, input_ids, scores, **kwargs):
+            self.times.append(time.perf_counter())
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool)
+
+    for precision in ("fp32", "int8"):
+        loaded = load_model(model_dir, device="cpu", precision=precision, quiet=True)
+        model = loaded.model
+        variants = {
+            "DynamicCache (transformers default)": lambda: {},
+            "in-place cache (musicstems)": lambda: {
+                "cache": preallocated_cache(model, steps + 1, dtype=loaded.kv_dtype)},
+            "StaticCache": lambda: {"cache": EncoderDecoderCache(
+                StaticCache(config=model.config.decoder, max_cache_len=steps + 1),
+                DynamicCache()), "disable_compile": True},
+        }
+        compile_config = CompileConfig(fullgraph=False)
+        compile_config._compile_all_devices = True  # transformers compiles on GPUs only
+        variants["StaticCache + torch.compile"] = lambda: {
+            "cache": EncoderDecoderCache(
+                StaticCache(config=model.config.decoder, max_cache_len=steps + 1),
+                DynamicCache()), "compile_config": compile_config}
+        for name, extra in variants.items():
+            for attempt in ("first", "second") if "compile" in name else ("only",):
+                timer = Timer()
+                start = time.perf_counter()
+                try:
+                    with torch.inference_mode():
+                        model.generate(**inputs, do_sample=True, guidance_scale=3.0,
+                                       max_new_tokens=steps,
+                                       stopping_criteria=StoppingCriteriaList([timer]),
+                                       **extra())
+                except Exception as exc:  # report and go on: this is an experiment
+                    print(f"{precision} {name}: failed, {type(exc).__name__}: {exc}"[:300])
+                    break
+                steps_ms = [1000 * (b - a) for a, b in zip(timer.times, timer.times[1:])]
+                print(f"{precision:5s} {name:38s} {attempt:6s} wall "
+                      f"{time.perf_counter() - start:6.1f} s  mean "
+                      f"{statistics.mean(steps_ms):6.1f} ms/step  last "
+                      f"{statistics.mean(steps_ms[-10:]):6.1f} ms/step", flush=True)
+        del model, loaded
+        release_models()
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.experiments",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("which", choices=("linear", "cache"))
+    parser.add_argument("--model", help="a saved model folder (for 'cache')")
+    parser.add_argument("--steps", type=int, default=250)
+    args = parser.parse_args(argv)
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    if args.which == "linear":
+        linear()
+    else:
+        if not args.model:
+            parser.error("cache needs --model DIR")
+        cache(args.model, args.steps)
+
+
+if __name__ == "__main__":
+    main()

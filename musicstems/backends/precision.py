@@ -1,0 +1,325 @@
+"""Device and precision: which ones to run in, and turning a loaded model into them.
+
+torch is imported inside the functions, never at module import. The figures quoted below come
+from ``python -m benchmarks`` on the musicgen-small architecture; docs/performance.md has the
+tables, the machine and how the thresholds were chosen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import platform
+import sys
+import warnings
+
+from ..errors import MusicStemsError
+
+__all__ = ["resolve_device", "resolve_precision", "torch_dtype", "int8_available",
+           "cpu_features", "quantize_decoder_int8", "release_checkpoint_pages"]
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+
+
+def resolve_device(device: str) -> str:
+    """The device to run on.
+
+    Parameters
+    ----------
+    device : {"auto", "cpu", "cuda", "mps"}
+        ``"auto"`` picks CUDA, then Apple MPS, then the CPU.
+
+    Returns
+    -------
+    str
+        ``"cpu"``, ``"cuda"`` or ``"mps"``.
+
+    Raises
+    ------
+    MusicStemsError
+        When a GPU is named that torch cannot see.
+    """
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise MusicStemsError("device='cuda' but torch sees no CUDA GPU here; use "
+                              "device='auto' or 'cpu'.")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise MusicStemsError("device='mps' but Apple MPS is not available here; use "
+                              "device='auto' or 'cpu'.")
+    return device
+
+
+@functools.lru_cache(maxsize=1)
+def int8_available() -> bool:
+    """Whether dynamic int8 quantization of Linear layers runs, fast, on this CPU: torch's
+    ``quantize_dynamic`` is present (torch has announced its move to torchao), works on a test
+    layer, and an x86 int8 kernel library (fbgemm/oneDNN) is built in. Other CPUs (ARM's
+    qnnpack) were not measured, so ``"auto"`` does not pick int8 there."""
+    import torch
+
+    if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
+        return False
+    if not set(torch.backends.quantized.supported_engines) & {"x86", "fbgemm", "onednn"}:
+        return False
+    try:
+        from torch.ao.quantization import quantize_dynamic
+
+        with _quiet_ao_deprecation():
+            layer = quantize_dynamic(torch.nn.Sequential(torch.nn.Linear(8, 8)),
+                                     {torch.nn.Linear}, dtype=torch.qint8)
+            return bool(torch.isfinite(layer(torch.ones(2, 8))).all())
+    except Exception:  # removed or broken in this torch build
+        return False
+
+
+def resolve_precision(precision: str, device: str, *, bf16_supported: bool | None = None,
+                      int8_supported: bool | None = None) -> str:
+    """The precision to run in on ``device`` (already resolved, not ``"auto"``).
+
+    ``"auto"`` takes the fastest precision whose drift from fp32 stays under the thresholds of
+    docs/performance.md: mean next-token KL <= 0.01 nat under classifier-free guidance (less
+    than sampling at temperature 1.07 instead of 1.00), its 99th percentile <= 0.03 nat, top-250
+    overlap >= 0.95, EnCodec decode >= 30 dB SNR. Measured on musicgen-small, 4 stems x 10 s,
+    2-core Xeon (AVX512-VNNI, AMX) -- ``python -m benchmarks``:
+
+    - CPU with AVX512-VNNI: ``"int8"`` (quantize_decoder_int8's recipe): the fastest, 39.4 s
+      against 45.6 s in bf16 and 91.5 s in fp32 (decoder step 66.8 / 79.7 / 167.2 ms); KL
+      0.0054, p99 0.012, top-250 0.977, codec 40.5 dB (musicgen-medium: KL 0.0077, p99 0.020).
+      torch's stock dynamic int8 (7-bit activations, int8 output heads) drifts 0.020 -- as much
+      as temperature 1.10 -- and is not used; without VNNI int8 needs those 7 bits, so such
+      CPUs get:
+    - CPU with native bf16 (AVX512-BF16/AMX-BF16) but no VNNI: ``"bf16"`` (KL 0.0035, p99
+      0.0078, top-250 0.982, codec 40.5 dB).
+    - Other CPUs: ``"fp32"``.
+    - CUDA: ``"bf16"`` where the GPU supports it (Ampere and later), else ``"fp16"`` (KL
+      0.0001, codec 58.3 dB; fp16's numerics measured on the CPU).
+    - MPS: ``"fp16"``.
+
+    Parameters
+    ----------
+    precision : {"auto", "fp32", "bf16", "fp16", "int8"}
+    device : {"cpu", "cuda", "mps"}
+    bf16_supported : bool, optional
+        Whether the device computes bf16 natively (asked from torch when omitted).
+    int8_supported : bool, optional
+        Whether the CPU runs int8 with full 8-bit activations (:func:`int8_available` and
+        VNNI; asked from torch when omitted).
+
+    Returns
+    -------
+    str
+        One of ``"fp32"``, ``"bf16"``, ``"fp16"``, ``"int8"``.
+
+    Raises
+    ------
+    MusicStemsError
+        For a precision the device cannot run.
+    """
+    if precision not in PRECISIONS:
+        raise MusicStemsError(f"precision={precision!r} is not known; use one of "
+                              f"{', '.join(repr(p) for p in PRECISIONS)}.")
+    if precision == "fp16" and device == "cpu":
+        raise MusicStemsError("precision='fp16' needs a GPU; use 'bf16', 'int8' or 'auto' "
+                              "on a CPU.")
+    if precision == "int8":
+        if device != "cpu":
+            raise MusicStemsError(f"precision='int8' is CPU dynamic quantization; on "
+                                  f"device={device!r} use 'fp16', 'bf16' or 'auto'.")
+        if not int8_available():
+            raise MusicStemsError("precision='int8' needs torch's dynamic quantization with "
+                                  "x86 int8 kernels, which this torch/CPU does not have; use "
+                                  "'auto', 'fp32' or 'bf16'.")
+        return precision
+    if precision != "auto":
+        return precision
+    if device == "cuda":
+        if bf16_supported is None:
+            import torch
+            bf16_supported = torch.cuda.is_bf16_supported()
+        return "bf16" if bf16_supported else "fp16"
+    if device == "mps":
+        return "fp16"
+    if int8_supported is None:
+        int8_supported = int8_available() and cpu_features()["vnni"]
+    if int8_supported:
+        return "int8"
+    if bf16_supported is None:
+        bf16_supported = cpu_features()["bf16"]
+    return "bf16" if bf16_supported else "fp32"
+
+
+def torch_dtype(precision: str):
+    """The floating-point dtype the model is loaded in (int8 quantizes an fp32 model)."""
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16,
+            "int8": torch.float32}[precision]
+
+
+@contextlib.contextmanager
+def _quiet_ao_deprecation():
+    """torch 2.10+ warns that ``torch.ao.quantization`` and its quantized tensors will move to
+    torchao. They still run, and on a CPU they are faster than torchao's eager and compiled
+    int8 (docs/performance.md), so the notices are hidden; ``int8_available`` turns ``"auto"``
+    to fp32 on a torch that no longer has them."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization is deprecated",
+                                category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=r".*quantized tensor creation functions",
+                                category=UserWarning)
+        yield
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_features() -> dict:
+    """What the CPU computes natively: ``bf16`` (AVX512-BF16 or AMX-BF16) and ``vnni``
+    (AVX512-VNNI: int8 dot products accumulated in int32). False where torch cannot tell."""
+    import torch
+
+    get = getattr(getattr(torch, "cpu", None), "get_capabilities", None)
+    try:
+        caps = get() if callable(get) else {}
+    except Exception:  # pragma: no cover - exotic builds
+        caps = {}
+    return {"bf16": bool(caps.get("avx512_bf16") or caps.get("amx_bf16")),
+            "vnni": bool(caps.get("avx512_vnni"))}
+
+
+@functools.lru_cache(maxsize=1)
+def _full_range_linear():
+    """torch's dynamic int8 Linear, with activations quantized to all 8 bits.
+
+    torch quantizes activations to 7 bits (``reduce_range=True``) because CPUs without VNNI
+    multiply int8 pairs into int16 and could saturate. With AVX512-VNNI the products accumulate
+    in int32 and the 8th bit is free: it cut the drift from fp32 by 3x (mean next-token KL
+    0.020 -> 0.0064 on musicgen-small) at the same speed."""
+    import torch
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    class FullRangeDynamicLinear(DynamicLinear):
+        def forward(self, x):
+            return torch.ops.quantized.linear_dynamic(
+                x, self._packed_params._packed_params, reduce_range=False).to(x.dtype)
+
+    return FullRangeDynamicLinear
+
+
+def quantize_decoder_int8(model, *, full_range: bool | None = None) -> dict:
+    """The ``"int8"`` recipe, in place, on a model loaded in fp32 on the CPU.
+
+    - The decoder's Linear layers become int8, one decoder layer at a time: weights per output
+      channel, activations quantized per call (``torch.ao.quantization.quantize_dynamic``) --
+      to all 8 bits on CPUs with VNNI (``full_range``), else to torch's 7. The decoder is read
+      on every step, so it is where a CPU spends its memory bandwidth. Each layer's fp32 weights
+      are dropped as soon as its int8 copy exists and their checkpoint pages are handed back to
+      the kernel: no fp32 copy of the decoder stays resident.
+    - The four output heads stay fp32: their error is amplified 3x by classifier-free guidance
+      (they cost 2 % of a step's bytes; drift 0.0064 -> 0.0052).
+    - The T5 text encoder (run once per song) stays fp32.
+    - On CPUs that compute bf16 natively, the KV cache and the EnCodec decoder run in bf16: the
+      cache is the other half of a step's memory traffic at 10 s and more, and the codec's bf16
+      decode is 25 % faster and needs half the memory (40.6 dB SNR; KL 0.0052 -> 0.0053).
+
+    Returns
+    -------
+    dict
+        ``kv_dtype`` (``torch.bfloat16`` or ``None`` for the activations' dtype), and what was
+        done, for the manifest.
+    """
+    import torch
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    features = cpu_features()
+    full_range = features["vnni"] if full_range is None else full_range
+    mapping = {torch.nn.Linear: _full_range_linear()} if full_range else None
+    released = 0
+    with _quiet_ao_deprecation():
+        for block in model.decoder.model.decoder.layers:
+            old = [m.weight for m in block.modules() if type(m) is torch.nn.Linear]
+            quantize_dynamic(block, {torch.nn.Linear: per_channel_dynamic_qconfig},
+                             dtype=torch.qint8, mapping=mapping, inplace=True)
+            released += release_checkpoint_pages(old)
+            del old
+    kv_dtype = None
+    if features["bf16"]:
+        from .kvcache import use_low_precision_kv
+
+        if use_low_precision_kv(model):
+            kv_dtype = torch.bfloat16
+        # .data: the fp32 storages themselves (``to`` swaps them out of the same Parameters)
+        old = [t.data for t in (*model.audio_encoder.parameters(),
+                                *model.audio_encoder.buffers())]
+        model.audio_encoder.to(torch.bfloat16)
+        released += release_checkpoint_pages(old)
+        del old
+    return {"kv_dtype": kv_dtype,
+            "recipe": {"decoder_linear": "int8 per-channel, dynamic activations "
+                                         + ("8-bit" if full_range else "7-bit"),
+                       "output_heads": "fp32", "text_encoder": "fp32",
+                       "kv_cache": "bf16" if kv_dtype is not None else "fp32",
+                       "codec": "bf16" if features["bf16"] else "fp32",
+                       "released_checkpoint_mb": round(released / 2 ** 20)}}
+
+
+def _checkpoint_mappings() -> list[tuple[int, int]]:
+    """Address ranges of this process's memory-mapped ``.safetensors`` files (Linux)."""
+    ranges = []
+    with open("/proc/self/maps", encoding="utf-8") as maps:
+        for line in maps:
+            fields = line.split()
+            if len(fields) >= 6 and fields[-1].endswith(".safetensors"):
+                low, high = (int(x, 16) for x in fields[0].split("-"))
+                ranges.append((low, high))
+    return ranges
+
+
+def release_checkpoint_pages(tensors) -> int:
+    """Give back to the kernel the pages of a memory-mapped checkpoint that only ``tensors``
+    used, once they are no longer needed.
+
+    transformers reads ``.safetensors`` through ``mmap``: a weight that is converted (quantized,
+    cast) leaves its source pages resident -- and counted in the process's RSS -- until every
+    tensor of the file is gone. ``madvise(MADV_DONTNEED)`` drops them now. Only whole pages
+    inside a tensor and inside a file mapping are touched: dropping a clean file page is always
+    safe (it would be read back from the file if anything touched it again). A no-op off Linux
+    or when the tensors do not live in a mapped checkpoint.
+
+    Returns
+    -------
+    int
+        Bytes released.
+    """
+    if not sys.platform.startswith("linux"):
+        return 0
+    import ctypes
+    import os
+
+    tensors = [t for t in tensors if t is not None and t.device.type == "cpu"]
+    if not tensors:
+        return 0
+    try:
+        mappings = _checkpoint_mappings()
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return 0
+    if not mappings:
+        return 0
+    page = os.sysconf("SC_PAGE_SIZE")
+    madv_dontneed = 4
+    released = 0
+    for tensor in tensors:
+        start = tensor.data_ptr()
+        end = start + tensor.numel() * tensor.element_size()
+        low, high = -(-start // page) * page, end // page * page
+        if high <= low or not any(a <= low and high <= b for a, b in mappings):
+            continue
+        if libc.madvise(ctypes.c_void_p(low), ctypes.c_size_t(high - low), madv_dontneed) == 0:
+            released += high - low
+    return released

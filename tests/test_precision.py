@@ -1,0 +1,224 @@
+"""Precision and device: every precision runs, selection logic, memory handling.
+
+Speed is never asserted here (benchmarks/ measures it); these tests check that every precision
+produces finite audio of the right shape through the real ``from_pretrained`` path on the tiny
+model, that ``auto`` picks what docs/performance.md says for every kind of machine (GPUs are
+simulated by monkeypatching torch's availability checks: no GPU reaches this project's CI), and
+that memory is handed back.
+"""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import numpy as np
+import pytest
+
+from musicstems import MusicStemsError, compose
+from musicstems.backends import precision as prec
+from musicstems.backends.precision import resolve_device, resolve_precision
+
+torch = pytest.importorskip("torch")
+
+STEMS = {"drums": "punchy techno drums", "bass": "deep rolling acid bassline"}
+DURATION_S = 0.5
+SAMPLES = round(DURATION_S * 32000)
+
+
+def _song(model, **kwargs):
+    return compose(STEMS, duration_s=DURATION_S, seed=3, model=model, align=False,
+                   progress=False, **kwargs)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8", "auto"])
+def test_every_cpu_precision_gives_finite_audio_of_the_right_shape(tiny_model, precision):
+    song = _song(tiny_model, precision=precision, device="cpu")
+    assert set(song.stems) == set(STEMS)
+    for audio in song.stems.values():
+        assert audio.dtype == np.float32
+        assert audio.shape == (1, SAMPLES)  # the tiny codec is mono, like musicgen-small
+        assert np.isfinite(audio).all()
+        assert np.abs(audio).max() > 0  # not silence: the codes reached the codec
+    assert song.mix.shape[-1] == SAMPLES and np.isfinite(song.mix).all()
+    backend = song.manifest["backend"]
+    expected = resolve_precision(precision, "cpu")
+    assert backend["precision"] == expected
+    assert backend["decoder_steps"] == 25 + 3  # 0.5 s at 50 frames/s + the delay pattern
+    assert backend["recipe"]
+
+
+def test_same_seed_same_audio_in_int8(tiny_model):
+    # dynamic quantization is deterministic: the reproducibility promise holds in int8 too
+    first, second = (_song(tiny_model, precision="int8") for _ in range(2))
+    for name in STEMS:
+        np.testing.assert_array_equal(first.stems[name], second.stems[name])
+
+
+def test_int8_quantizes_the_decoder_layers_and_keeps_heads_and_encoder_float(tiny_model):
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    from musicstems.backends.musicgen import load_model
+
+    loaded = load_model(tiny_model, device="cpu", precision="int8", quiet=True)
+    model = loaded.model
+    layer = model.decoder.model.decoder.layers[0]
+    for linear in (layer.self_attn.q_proj, layer.encoder_attn.out_proj, layer.fc1, layer.fc2):
+        assert isinstance(linear, DynamicLinear)
+    assert all(type(head) is torch.nn.Linear and head.weight.dtype == torch.float32
+               for head in model.decoder.lm_heads)
+    assert next(model.text_encoder.parameters()).dtype == torch.float32
+    features = prec.cpu_features()
+    codec_dtype = next(model.audio_encoder.parameters()).dtype
+    assert codec_dtype == (torch.bfloat16 if features["bf16"] else torch.float32)
+    assert loaded.kv_dtype == (torch.bfloat16 if features["bf16"] else None)
+
+
+def test_bf16_runs_the_whole_model_in_bf16(tiny_model):
+    from musicstems.backends.musicgen import load_model
+
+    model = load_model(tiny_model, device="cpu", precision="bf16", quiet=True).model
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+
+
+# --- selection logic -------------------------------------------------------------------------
+
+def _gpus(monkeypatch, *, cuda: bool, mps: bool):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
+
+@pytest.mark.parametrize("cuda, mps, expected", [
+    (True, False, "cuda"), (True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")])
+def test_auto_device_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
+    _gpus(monkeypatch, cuda=cuda, mps=mps)
+    assert resolve_device("auto") == expected
+
+
+@pytest.mark.parametrize("device", ["cuda", "mps"])
+def test_asking_for_a_missing_gpu_names_the_device_and_the_fix(monkeypatch, device):
+    _gpus(monkeypatch, cuda=False, mps=False)
+    with pytest.raises(MusicStemsError, match=f"device='{device}'.*'auto'"):
+        resolve_device(device)
+
+
+@pytest.mark.parametrize("device, flags, expected", [
+    ("cuda", {"bf16_supported": True}, "bf16"),     # Ampere and later
+    ("cuda", {"bf16_supported": False}, "fp16"),    # older GPUs
+    ("mps", {}, "fp16"),
+    ("cpu", {"int8_supported": True}, "int8"),      # x86 with VNNI: 8-bit int8 recipe
+    ("cpu", {"int8_supported": False, "bf16_supported": True}, "bf16"),
+    ("cpu", {"int8_supported": False, "bf16_supported": False}, "fp32"),
+])
+def test_auto_precision_per_machine(device, flags, expected):
+    assert resolve_precision("auto", device, **flags) == expected
+
+
+def test_auto_precision_on_a_cuda_gpu_asks_torch_about_bf16(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert resolve_precision("auto", "cuda") == "fp16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resolve_precision("auto", "cuda") == "bf16"
+
+
+def test_auto_precision_on_this_cpu_follows_its_features(monkeypatch):
+    monkeypatch.setattr(prec, "cpu_features", lambda: {"bf16": True, "vnni": False})
+    assert resolve_precision("auto", "cpu") == "bf16"  # no VNNI: int8 would need 7 bits
+    monkeypatch.setattr(prec, "cpu_features", lambda: {"bf16": False, "vnni": True})
+    expected = "int8" if prec.int8_available() else "fp32"
+    assert resolve_precision("auto", "cpu") == expected
+
+
+@pytest.mark.parametrize("device", ["cuda", "mps"])
+def test_int8_is_cpu_only(device):
+    with pytest.raises(MusicStemsError, match=f"precision='int8'.*device='{device}'"):
+        resolve_precision("int8", device)
+
+
+def test_int8_without_int8_kernels_says_what_to_use(monkeypatch):
+    monkeypatch.setattr(prec, "int8_available", lambda: False)
+    with pytest.raises(MusicStemsError, match="precision='int8'.*'auto'"):
+        resolve_precision("int8", "cpu")
+
+
+def test_fp16_needs_a_gpu_and_unknown_precisions_are_refused():
+    with pytest.raises(MusicStemsError, match="precision='fp16' needs a GPU"):
+        resolve_precision("fp16", "cpu")
+    assert resolve_precision("fp16", "cuda") == "fp16"
+    assert resolve_precision("bf16", "mps") == "bf16"
+    with pytest.raises(MusicStemsError, match="precision='fp8'"):
+        resolve_precision("fp8", "cpu")
+
+
+# --- threads, cache, memory ------------------------------------------------------------------
+
+def test_torch_thread_setting_is_respected_and_recorded(tiny_model):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        song = _song(tiny_model, precision="fp32")
+        assert torch.get_num_threads() == 1  # musicstems never changes it
+    finally:
+        torch.set_num_threads(threads)
+    assert song.manifest["backend"]["threads"] == 1
+
+
+def test_in_place_kv_cache_growing_past_its_capacity_changes_nothing(tiny_model):
+    # A cache sized too small must grow (by copying what it holds) and give the same codes as
+    # one sized for the whole song.
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    from musicstems.backends.kvcache import preallocated_cache
+    from musicstems.backends.musicgen import load_model
+
+    loaded = load_model(tiny_model, device="cpu", precision="fp32", quiet=True)
+
+    class Keep(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            self.ids = input_ids.clone()
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool)
+
+    def codes(capacity):
+        keep = Keep()
+        inputs = loaded.processor(text=list(STEMS.values()), padding=True, return_tensors="pt")
+        with torch.random.fork_rng(), torch.inference_mode():
+            torch.manual_seed(0)
+            loaded.model.generate(**inputs, do_sample=True, guidance_scale=3.0,
+                                  max_new_tokens=20,
+                                  cache=preallocated_cache(loaded.model, capacity),
+                                  stopping_criteria=StoppingCriteriaList([keep]))
+        return keep.ids
+
+    assert torch.equal(codes(2), codes(21))
+
+
+def test_release_models_frees_the_cached_models(tiny_model):
+    from musicstems import release_models
+    from musicstems.backends.musicgen import load_model
+
+    release_models()
+    loaded = load_model(tiny_model, device="cpu", precision="fp32", quiet=True)
+    assert load_model(tiny_model, device="cpu", precision="fp32", quiet=True) is loaded
+    model = weakref.ref(loaded.model)
+    del loaded
+    assert release_models() == 1
+    gc.collect()
+    assert model() is None  # nothing else holds the weights
+    assert release_models() == 0
+
+
+def test_releasing_checkpoint_pages_keeps_values_and_skips_other_memory(tiny_model):
+    # Pages of a memory-mapped checkpoint are dropped; reading the tensor again reads the
+    # file again, so the values cannot change. Memory that is not a mapped checkpoint (a
+    # fresh tensor) is never touched.
+    from transformers import MusicgenForConditionalGeneration
+
+    model = MusicgenForConditionalGeneration.from_pretrained(tiny_model)
+    weight = max((p for p in model.parameters()), key=lambda p: p.numel()).detach()
+    before = weight.clone()
+    released = prec.release_checkpoint_pages([weight])
+    assert torch.equal(weight, before)
+    if released == 0:
+        pytest.skip("transformers did not memory-map this checkpoint here")
+    fresh = torch.ones(1 << 16)
+    assert prec.release_checkpoint_pages([fresh]) == 0 and bool((fresh == 1).all())
