@@ -214,11 +214,14 @@ class MusicGenBackend:
         inputs = {k: v.to(loaded.device) for k, v in inputs.items()}
         from transformers import StoppingCriteriaList
 
-        from .kvcache import preallocated_cache, release_cache
-
-        # One cache for the whole song, written in place (kvcache.py), and freed after the last
-        # step, before generate decodes the audio of all stems in one batched EnCodec call.
-        cache = preallocated_cache(loaded.model, max_new_tokens + 1, dtype=loaded.kv_dtype)
+        try:
+            from .kvcache import preallocated_cache, release_cache
+        except ImportError:  # a transformers without cache layers (< 4.56): its own cache
+            cache, release_cache = None, (lambda cache: None)
+        else:
+            # One cache for the whole song, written in place (kvcache.py), freed after the last
+            # step, before generate decodes the audio of all stems in one batched EnCodec call.
+            cache = preallocated_cache(loaded.model, max_new_tokens + 1, dtype=loaded.kv_dtype)
         extra = {} if cache is None else {"cache": cache}
         progress = _step_progress(max_new_tokens, show=settings.progress, callback=callback,
                                   on_last=lambda: release_cache(cache))
@@ -237,7 +240,6 @@ class MusicGenBackend:
                 )
         finally:
             progress.close()
-            del cache, extra
         end = time.perf_counter()
         generate_s = end - start
         audio = audio.float().cpu().numpy()  # (batch, channels, samples)

@@ -249,9 +249,11 @@ def quantize_decoder_int8(model, *, full_range: bool | None = None) -> dict:
             del old
     kv_dtype = None
     if features["bf16"]:
-        from .kvcache import use_low_precision_kv
-
-        if use_low_precision_kv(model):
+        try:
+            from .kvcache import use_low_precision_kv
+        except ImportError:  # a transformers without cache layers: fp32 cache
+            use_low_precision_kv = None
+        if use_low_precision_kv is not None and use_low_precision_kv(model):
             kv_dtype = torch.bfloat16
         # .data: the fp32 storages themselves (``to`` swaps them out of the same Parameters)
         old = [t.data for t in (*model.audio_encoder.parameters(),
