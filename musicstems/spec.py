@@ -364,6 +364,9 @@ def validate_compose_args(stems: Any, **kwargs: Any) -> SongSpec:
     if precision == "fp16" and device == "cpu":
         raise MusicStemsError("precision='fp16' is not allowed with device='cpu' (CPUs have no "
                               "fast fp16); use 'bf16', 'int8' or 'auto' on a CPU.")
+    if precision == "int8" and device in ("cuda", "mps"):
+        raise MusicStemsError(f"precision='int8' is not allowed with device={device!r}: int8 is "
+                              "CPU dynamic quantization; use 'fp16', 'bf16' or 'auto' on a GPU.")
     spec = SongSpec(
         stems=parsed, style=style, bpm=bpm, key=key, duration_s=duration_s, seed=seed,
         backend=backend, model=model, device=device, precision=precision,

@@ -124,8 +124,8 @@ def test_progress_bar_and_callback(tiny_model, capfd):
 def test_model_is_cached_between_calls(tiny_model):
     from musicstems.backends.musicgen import load_model
 
-    first = load_model(tiny_model, device="cpu", precision="fp32")
-    assert load_model(tiny_model, device="auto", precision="auto") is first
+    first = load_model(tiny_model, device="auto", precision="auto")
+    assert load_model(tiny_model, device="cpu", precision=first.precision) is first
 
 
 def test_notebook_display_one_player_per_stem_plus_mix(tiny_song):

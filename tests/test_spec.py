@@ -75,6 +75,7 @@ def test_bad_stems(no_backend, stems, needle):
     ({"device": "tpu"}, "device='tpu'"),
     ({"precision": "fp8"}, "precision='fp8'"),
     ({"precision": "fp16", "device": "cpu"}, "fp16"),
+    ({"precision": "int8", "device": "cuda"}, "int8"),
     ({"style": 3}, "style=3"),
 ])
 def test_bad_arguments(no_backend, kwargs, needle):
