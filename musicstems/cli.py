@@ -151,7 +151,7 @@ def _run_demo(args) -> int:
     else:
         note = (f"using the offline sketch backend: {args.model} is not in the local cache. "
                 "To hear MusicGen, download it once with network access (e.g. "
-                f"`huggingface-cli download {args.model}`) and run this again.")
+                f"`hf download {args.model}`) and run this again.")
     print(f"musicstems demo: {note}", file=sys.stderr)
     song = compose([Stem(n, p) for n, p in DEMO_STEMS.items()], style=args.style, bpm=args.bpm,
                    key=args.key, duration_s=args.duration, seed=args.seed, backend=backend,
