@@ -20,6 +20,7 @@ from .backends import get_backend
 from .composition import Composition
 from .loudness import master, normalize_loudness
 from .mix import mix_stems
+from .plan import make_plan
 from .spec import DEFAULT_MODEL, SongSpec, Stem, build_prompt, validate_compose_args
 
 __all__ = ["compose", "render"]
@@ -129,15 +130,6 @@ def _notify(callback, stage: str, **extra: Any) -> None:
         callback({"stage": stage, **extra})
 
 
-def _plan_for(spec: SongSpec):
-    """The shared musical plan, for backends that write against one."""
-    try:
-        from .plan import make_plan
-    except ImportError:  # the plan module arrives with the sketch backend
-        return None
-    return make_plan(spec)
-
-
 def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None) -> Composition:
     """Run the pipeline on a validated :class:`SongSpec` (``compose`` validates, then calls
     this)."""
@@ -150,15 +142,12 @@ def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None) ->
         timings[stage] = round(now - clock, 4)
         clock = now
 
-    plan = _plan_for(spec)
-    if plan is not None:
-        # Every stem hears the plan's tempo and key, chosen once for the song, even where the
-        # user left them open: separately generated stems then aim at the same grid and key.
-        spec = replace(spec, prompts={
-            s.name: build_prompt(s.prompt, style=spec.style, bpm=plan.bpm, key=plan.key)
-            for s in spec.stems})
-    target_bpm = plan.bpm if plan is not None else spec.bpm
-    target_key = plan.key if plan is not None else spec.key
+    plan = make_plan(spec)
+    # Every stem hears the plan's tempo and key, chosen once for the song, even where the
+    # user left them open: separately generated stems then aim at the same grid and key.
+    spec = replace(spec, prompts={
+        s.name: build_prompt(s.prompt, style=spec.style, bpm=plan.bpm, key=plan.key)
+        for s in spec.stems})
     lap("plan")
     _notify(callback, "generate", step=0, total=None)
     generated = get_backend(spec.backend).generate(spec.stems, plan, spec, callback=callback)
@@ -171,8 +160,8 @@ def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None) ->
         _notify(callback, "align")
         from .align import align_stems
 
-        aligned = align_stems(raw, sample_rate, bpm=target_bpm, key=target_key,
-                              reference=_reference_stem(plan))
+        aligned = align_stems(raw, sample_rate, bpm=plan.bpm, key=plan.key,
+                              reference=plan.reference_stem)
         raw = aligned.stems
         alignment_report.update(bpm=aligned.bpm, key=aligned.key, stems=aligned.report)
     lap("align")
@@ -202,10 +191,9 @@ def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None) ->
     mix_analysis = analyze(mastered, sample_rate)
     lap("analyze")
 
-    if plan is not None:
-        for name, role in getattr(plan, "roles", {}).items():
-            if name in stem_entries:
-                stem_entries[name]["role"] = role
+    for name, role in plan.roles.items():
+        if name in stem_entries:
+            stem_entries[name]["role"] = role
     manifest = {
         "musicstems_version": _version("musicstems"),
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -218,17 +206,13 @@ def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None) ->
         "stems": stem_entries,
         "mix": {"mix": mix_report, "master": master_report, "analysis": mix_analysis},
         "alignment": alignment_report,
-        "plan": plan.to_dict() if plan is not None else None,
+        "plan": plan.to_dict(),
         "versions": {"python": platform.python_version(),
                      **{name: _version(name) for name in _VERSIONED}},
         "timings_s": timings,
     }
     return Composition(mix=mastered, stems=levelled, sample_rate=sample_rate,
                        prompts=dict(spec.prompts), seed=spec.seed, manifest=manifest, plan=plan)
-
-
-def _reference_stem(plan) -> str | None:
-    return getattr(plan, "reference_stem", None) if plan is not None else None
 
 
 def _version(name: str) -> str | None:

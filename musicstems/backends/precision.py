@@ -14,12 +14,10 @@ import sys
 import warnings
 
 from ..errors import MusicStemsError
+from ..spec import PRECISIONS
 
 __all__ = ["resolve_device", "resolve_precision", "torch_dtype", "int8_available",
            "cpu_features", "quantize_decoder_int8", "release_checkpoint_pages"]
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
-
 
 def resolve_device(device: str) -> str:
     """The device to run on.
