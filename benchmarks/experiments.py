@@ -93,7 +93,7 @@ def cache(model_dir: str, steps: int = 250) -> None:
                               StoppingCriteriaList)
     from transformers.cache_utils import DynamicCache, EncoderDecoderCache, StaticCache
 
-    from musicstems.backends.kvcache import preallocated_cache
+    from musicstems.backends.decoding import SamplingSettings, sample_codes
     from musicstems.backends.musicgen import load_model, release_models
 
     processor = AutoProcessor.from_pretrained(model_dir)
@@ -113,8 +113,7 @@ def cache(model_dir: str, steps: int = 250) -> None:
         model = loaded.model
         variants = {
             "DynamicCache (transformers default)": lambda: {},
-            "in-place cache (musicstems)": lambda: {
-                "cache": preallocated_cache(model, steps + 1, dtype=loaded.kv_dtype)},
+            "musicstems loop (in-place cache)": None,
             "StaticCache": lambda: {"cache": EncoderDecoderCache(
                 StaticCache(config=model.config.decoder, max_cache_len=steps + 1),
                 DynamicCache()), "disable_compile": True},
@@ -131,10 +130,17 @@ def cache(model_dir: str, steps: int = 250) -> None:
                 start = time.perf_counter()
                 try:
                     with torch.inference_mode():
-                        model.generate(**inputs, do_sample=True, guidance_scale=3.0,
-                                       max_new_tokens=steps,
-                                       stopping_criteria=StoppingCriteriaList([timer]),
-                                       **extra())
+                        if extra is None:  # what compose() runs
+                            sample_codes(model, inputs["input_ids"], inputs["attention_mask"],
+                                         SamplingSettings(steps, 3.0),
+                                         kv_dtype=loaded.kv_dtype,
+                                         on_step=lambda step: timer.times.append(
+                                             time.perf_counter()))
+                        else:
+                            model.generate(**inputs, do_sample=True, guidance_scale=3.0,
+                                           max_new_tokens=steps,
+                                           stopping_criteria=StoppingCriteriaList([timer]),
+                                           **extra())
                 except Exception as exc:  # report and go on: this is an experiment
                     print(f"{precision} {name}: failed, {type(exc).__name__}: {exc}"[:300])
                     break

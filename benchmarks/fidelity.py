@@ -60,30 +60,26 @@ def sample_codes(model, processor, prompts, steps: int, *, guidance: float = 3.0
 
 
 def guided_scores(model, processor, prompts, ids, guidance: float, kv_dtype=None):
-    """Feed ``ids`` one step at a time, through the cache ``generate`` uses; return the guided
-    scores ``uncond + guidance * (cond - uncond)``, ``(rows, steps, vocab)`` float32, that
-    predict ``ids[:, 1:]``."""
+    """Feed ``ids`` one step at a time through the decoder step ``compose`` samples with
+    (``musicstems.backends.decoding.DecoderStep``); return the guided scores
+    ``uncond + guidance * (cond - uncond)``, ``(rows, steps, vocab)`` float32, that predict
+    ``ids[:, 1:]``."""
     import torch
-    from transformers.modeling_outputs import BaseModelOutput
 
-    from musicstems.backends.kvcache import preallocated_cache
+    from musicstems.backends.decoding import DecoderStep, encode_text
 
     inputs = processor(text=list(prompts), padding=True, return_tensors="pt")
+    num_codebooks = model.config.decoder.num_codebooks
+    batch = len(prompts)
     out = []
     with torch.inference_mode():
-        hidden = model.text_encoder(**inputs).last_hidden_state
-        hidden = torch.cat([hidden, torch.zeros_like(hidden)])
-        mask = torch.cat([inputs["attention_mask"], torch.zeros_like(inputs["attention_mask"])])
-        both = ids.repeat(2, 1)
-        cache = preallocated_cache(model, ids.shape[-1], dtype=kv_dtype)
-        extra = {} if cache is None else {"cache": cache}
+        states, mask = encode_text(model, inputs["input_ids"], inputs["attention_mask"],
+                                   guided=True)
+        step = DecoderStep(model, 2 * batch, ids.shape[-1], kv_dtype=kv_dtype)
+        step.set_encoder(states, mask)
         for t in range(ids.shape[-1] - 1):
-            step = model(encoder_outputs=BaseModelOutput(last_hidden_state=hidden),
-                         attention_mask=mask, decoder_input_ids=both[:, t:t + 1],
-                         use_cache=True, **extra)
-            if cache is None:
-                extra = {"cache": step.cache}
-            cond, uncond = step.logits[:, -1].float().split(ids.shape[0])
+            logits = step(ids[:, t].view(batch, num_codebooks).repeat(2, 1))
+            cond, uncond = logits.split(ids.shape[0])
             out.append(uncond + guidance * (cond - uncond))
     return torch.stack(out, dim=1)
 

@@ -152,47 +152,55 @@ def release_models() -> int:
     return count
 
 
-def _step_progress(total: int, *, show: bool, callback: ProgressCallback | None,
-                   on_last=None):
-    """A stopping criterion that never stops: generate calls it once per decoder step, which
-    makes it the one per-step hook that works in every transformers release (the ``streamer``
-    argument of MusicGen's ``generate`` is not forwarded to the sampling loop in transformers 5).
-    Advances a tqdm bar and the user's callback, and calls ``on_last()`` after the last step."""
-    import torch
-    from transformers import StoppingCriteria
+class _StepProgress:
+    """Counts decoder steps: advances a tqdm bar and the user's callback, and remembers when the
+    first and the last step ended (the loop's speed, for the report)."""
 
-    class StepProgress(StoppingCriteria):
-        def __init__(self):
-            self.step = 0
-            self.first_s = self.last_s = 0.0  # perf_counter at the first and last step
-            self.bar = None
-            if show:
-                from tqdm.auto import tqdm
-                self.bar = tqdm(total=total, desc="musicstems: generating", unit="step",
-                                leave=False)
+    def __init__(self, total: int, *, show: bool, callback: ProgressCallback | None):
+        self.total = total
+        self.callback = callback
+        self.step = 0
+        self.first_s = self.last_s = 0.0  # perf_counter after the first and the last step
+        self.bar = None
+        if show:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=total, desc="musicstems: generating", unit="step",
+                            leave=False)
 
-        def __call__(self, input_ids, scores, **kwargs):
-            self.step += 1
-            now = time.perf_counter()
-            self.first_s = self.first_s or now
-            self.last_s = now
-            if self.bar is not None:
-                self.bar.update(1)
-            if callback is not None:
-                callback({"stage": "generate", "step": self.step, "total": total})
-            if self.step == total and on_last is not None:
-                on_last()
-            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+    def __call__(self, step: int | None = None) -> None:
+        self.step += 1
+        now = time.perf_counter()
+        self.first_s = self.first_s or now
+        self.last_s = now
+        if self.bar is not None:
+            self.bar.update(1)
+        if self.callback is not None:
+            self.callback({"stage": "generate", "step": self.step, "total": self.total})
 
-        def close(self) -> None:
-            if self.bar is not None:
-                self.bar.close()
+    def as_stopping_criterion(self):
+        """The same counter as a stopping criterion that never stops, for ``generate``: the
+        one per-step hook of every transformers release (MusicGen's ``generate`` does not
+        forward its ``streamer`` to the sampling loop in transformers 5)."""
+        import torch
+        from transformers import StoppingCriteria
 
-    return StepProgress()
+        progress = self
+
+        class Count(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                progress()
+                return torch.zeros(input_ids.shape[0], dtype=torch.bool,
+                                   device=input_ids.device)
+
+        return Count()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 class MusicGenBackend:
-    """All stems of a song in one batched ``generate`` call."""
+    """All stems of a song in one batched sampling loop, decoded in one batched codec call."""
 
     name = "musicgen"
 
@@ -200,44 +208,49 @@ class MusicGenBackend:
                  ) -> Generated:
         import torch
 
+        from .decoding import SamplingSettings, decode_audio, sample_codes, unsupported_reason
+
         load_start = time.perf_counter()
         loaded = load_model(settings.model, device=settings.device,
                             precision=settings.precision, quiet=not settings.progress)
+        model = loaded.model
         prompts = [settings.prompts[s.name] for s in stems]
         num_samples = round(settings.duration_s * loaded.sample_rate)
-        num_codebooks = loaded.model.decoder.num_codebooks
+        num_codebooks = model.decoder.num_codebooks
         # The delay pattern holds back codebook k by k steps, so K - 1 extra steps are needed
         # before the last frame is complete.
         frames = math.ceil(num_samples / loaded.sample_rate * loaded.frame_rate)
         max_new_tokens = frames + num_codebooks - 1
         inputs = loaded.processor(text=prompts, padding=True, return_tensors="pt")
         inputs = {k: v.to(loaded.device) for k, v in inputs.items()}
-        from transformers import StoppingCriteriaList
-
-        try:
-            from .kvcache import preallocated_cache, release_cache
-        except ImportError:  # a transformers without cache layers (< 4.56): its own cache
-            cache, release_cache = None, (lambda cache: None)
-        else:
-            # One cache for the whole song, written in place (kvcache.py), freed after the last
-            # step, before generate decodes the audio of all stems in one batched EnCodec call.
-            cache = preallocated_cache(loaded.model, max_new_tokens + 1, dtype=loaded.kv_dtype)
-        extra = {} if cache is None else {"cache": cache}
-        progress = _step_progress(max_new_tokens, show=settings.progress, callback=callback,
-                                  on_last=lambda: release_cache(cache))
+        sampling = SamplingSettings(
+            max_new_tokens=max_new_tokens, guidance_scale=settings.guidance_scale,
+            temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p)
+        # musicstems' own loop: generate's arithmetic without its per-step bookkeeping (same
+        # codes for the same seed, decoding.py); generate itself for a model it cannot run.
+        fallback = unsupported_reason(model)
+        progress = _StepProgress(max_new_tokens, show=settings.progress, callback=callback)
         start = time.perf_counter()
         devices = [torch.cuda.current_device()] if loaded.device == "cuda" else []
         try:
             # fork_rng: the seed is this call's alone; the user's global RNG state is untouched.
             with torch.random.fork_rng(devices=devices), torch.inference_mode():
                 torch.manual_seed(settings.seed)
-                audio = loaded.model.generate(
-                    **inputs, do_sample=True, guidance_scale=settings.guidance_scale,
-                    temperature=settings.temperature, top_k=settings.top_k,
-                    top_p=settings.top_p if settings.top_p > 0 else None,
-                    max_new_tokens=max_new_tokens,
-                    stopping_criteria=StoppingCriteriaList([progress]), **extra,
-                )
+                if fallback is None:
+                    codes = sample_codes(model, inputs["input_ids"],
+                                         inputs.get("attention_mask"), sampling,
+                                         kv_dtype=loaded.kv_dtype, on_step=progress)
+                    audio = decode_audio(model, codes)
+                else:
+                    from transformers import StoppingCriteriaList
+
+                    audio = model.generate(
+                        **inputs, do_sample=True, guidance_scale=sampling.guidance_scale,
+                        temperature=sampling.temperature, top_k=sampling.top_k,
+                        top_p=sampling.top_p if sampling.top_p > 0 else None,
+                        max_new_tokens=max_new_tokens,
+                        stopping_criteria=StoppingCriteriaList(
+                            [progress.as_stopping_criterion()]))
         finally:
             progress.close()
         end = time.perf_counter()
@@ -248,6 +261,7 @@ class MusicGenBackend:
             "model": loaded.model_id, "revision": loaded.revision, "device": loaded.device,
             "precision": loaded.precision, "sample_rate": loaded.sample_rate,
             "decoder_steps": max_new_tokens, "batch_size": len(stems),
+            "sampler": "musicstems" if fallback is None else f"transformers generate ({fallback})",
             # load_s is ~0 when the model came from the cache
             "load_s": round(start - load_start, 3), "generate_s": round(generate_s, 3),
             # the decoder loop alone: between the first and the last step
@@ -257,6 +271,5 @@ class MusicGenBackend:
             "encode_s": round(progress.first_s - start, 3),
             "decode_s": round(end - progress.last_s, 3),
             "threads": torch.get_num_threads(), "recipe": loaded.recipe,
-            "attention": getattr(loaded.model.config.decoder, "_attn_implementation", None),
         }
         return Generated(stems=out, sample_rate=loaded.sample_rate, report=report)

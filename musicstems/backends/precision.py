@@ -245,14 +245,10 @@ def quantize_decoder_int8(model, *, full_range: bool | None = None) -> dict:
                              dtype=torch.qint8, mapping=mapping, inplace=True)
             released += release_checkpoint_pages(old)
             del old
-    kv_dtype = None
+    # The KV cache in bf16 where the CPU computes it natively (decoding.DecoderStep casts the
+    # queries to it); on other CPUs bf16 is emulated and slower than fp32.
+    kv_dtype = torch.bfloat16 if features["bf16"] else None
     if features["bf16"]:
-        try:
-            from .kvcache import use_low_precision_kv
-        except ImportError:  # a transformers without cache layers: fp32 cache
-            use_low_precision_kv = None
-        if use_low_precision_kv is not None and use_low_precision_kv(model):
-            kv_dtype = torch.bfloat16
         # .data: the fp32 storages themselves (``to`` swaps them out of the same Parameters)
         old = [t.data for t in (*model.audio_encoder.parameters(),
                                 *model.audio_encoder.buffers())]

@@ -1,0 +1,115 @@
+"""musicstems' sampling loop against transformers' ``generate``.
+
+The loop (``musicstems.backends.decoding``) promises the codes ``generate`` samples for the same
+seed, only sooner: the same decoder arithmetic, guidance, temperature, top-k/top-p and
+multinomial draws in the same order. These tests hold it to that on the tiny model, with
+prompts of different lengths (so the text padding masks matter) and every sampling option.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from musicstems import compose
+
+torch = pytest.importorskip("torch")
+
+PROMPTS = ["punchy techno drums with a long rolling tail", "acid bass", "warm evolving pads"]
+STEMS = {"drums": "punchy techno drums", "bass": "deep rolling acid bassline"}
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_model):
+    from musicstems.backends.musicgen import load_model
+
+    return load_model(tiny_model, device="cpu", precision="fp32", quiet=True)
+
+
+def _generate_codes(model, inputs, seed, **sampling):
+    """The codes transformers' generate hands to the codec (caught at the codec's door)."""
+    caught = {}
+    decode = model.audio_encoder.decode
+
+    def catch(codes, **kwargs):
+        caught["codes"] = codes.clone()
+        return decode(codes, **kwargs)
+
+    model.audio_encoder.decode = catch
+    try:
+        with torch.random.fork_rng(), torch.inference_mode():
+            torch.manual_seed(seed)
+            model.generate(**inputs, do_sample=True, **sampling)
+    finally:
+        del model.audio_encoder.decode  # the instance attribute: back to the class's method
+    return caught["codes"]
+
+
+def _loop_codes(model, inputs, seed, settings):
+    from musicstems.backends.decoding import sample_codes
+
+    with torch.random.fork_rng(), torch.inference_mode():
+        torch.manual_seed(seed)
+        return sample_codes(model, inputs["input_ids"], inputs["attention_mask"], settings)
+
+
+@pytest.mark.parametrize("temperature, top_k, top_p", [(1.0, 250, 0.0), (1.3, 20, 0.0),
+                                                        (0.9, 250, 0.8)])
+def test_the_loop_samples_the_codes_generate_samples(loaded, temperature, top_k, top_p):
+    from musicstems.backends.decoding import SamplingSettings
+
+    model = loaded.model
+    inputs = loaded.processor(text=PROMPTS, padding=True, return_tensors="pt")
+    assert (inputs["attention_mask"] == 0).any()  # padding is exercised
+    steps = 40
+    expected = _generate_codes(model, inputs, 11, guidance_scale=3.0, max_new_tokens=steps,
+                               temperature=temperature, top_k=top_k, top_p=top_p or None)
+    codes = _loop_codes(model, inputs, 11, SamplingSettings(steps, 3.0, temperature, top_k,
+                                                             top_p))
+    assert codes.shape == (1, len(PROMPTS), 4, steps + 1 - 4)
+    assert torch.equal(codes, expected)
+    # and a different seed really samples different codes (the comparison can fail)
+    other = _loop_codes(model, inputs, 12, SamplingSettings(steps, 3.0, temperature, top_k,
+                                                             top_p))
+    assert not torch.equal(other, expected)
+
+
+def test_without_guidance_too(loaded):
+    from musicstems.backends.decoding import SamplingSettings
+
+    inputs = loaded.processor(text=PROMPTS, padding=True, return_tensors="pt")
+    expected = _generate_codes(loaded.model, inputs, 5, guidance_scale=1.0, max_new_tokens=20)
+    assert torch.equal(_loop_codes(loaded.model, inputs, 5, SamplingSettings(20, 1.0)),
+                       expected)
+
+
+def test_compose_falls_back_to_generate_with_the_same_audio(tiny_model, monkeypatch):
+    from musicstems.backends import decoding
+
+    def song():
+        return compose(STEMS, duration_s=0.6, seed=4, model=tiny_model, align=False,
+                       progress=False, precision="fp32")
+
+    ours = song()
+    assert ours.manifest["backend"]["sampler"] == "musicstems"
+    monkeypatch.setattr(decoding, "unsupported_reason", lambda model: "a test says so")
+    theirs = song()
+    assert theirs.manifest["backend"]["sampler"] == "transformers generate (a test says so)"
+    for name in STEMS:
+        np.testing.assert_array_equal(ours.stems[name], theirs.stems[name])
+
+
+def test_the_decoder_step_refuses_to_run_past_its_cache(loaded):
+    from musicstems.backends.decoding import DecoderStep, encode_text
+
+    inputs = loaded.processor(text=PROMPTS[:1], padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        states, mask = encode_text(loaded.model, inputs["input_ids"],
+                                   inputs["attention_mask"], guided=False)
+        step = DecoderStep(loaded.model, 1, 2)
+        step.set_encoder(states, mask)
+        codes = torch.zeros(1, 4, dtype=torch.long)
+        step(codes)
+        step(codes)
+        with pytest.raises(RuntimeError, match="capacity"):
+            step(codes)
