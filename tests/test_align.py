@@ -405,6 +405,62 @@ def test_short_stems_are_left_alone_with_a_reason():
     assert aligned.stems["drums"].shape == stems["drums"].shape
 
 
+# --- shortcuts that must give what librosa's own functions give --------------------------------
+# For speed, alignment calls librosa's building blocks rather than some of its convenience
+# functions. These tests pin each shortcut to the function it replaces, so a librosa release that
+# changes one of them shows up here rather than as a quiet change in what alignment decides.
+
+
+def test_time_stretch_is_librosa_s_sample_for_sample():
+    import librosa
+
+    from musicstems.align.engines import _time_stretch
+
+    stereo = render("bass", bpm=127.0, duration_s=5.0, channels=2, seed=3)
+    stereo[1] *= 0.5
+    for rate in (0.93, 1.0 / 0.93 * 2 ** (2 / 12)):  # a plain stretch, and one ahead of +2 st
+        expected = librosa.effects.time_stretch(stereo, rate=rate, n_fft=1024, hop_length=256)
+        assert np.array_equal(_time_stretch(stereo, rate, 1024), expected)
+
+
+@pytest.mark.parametrize("kind,bpm,duration_s", [("clicks", 64.0, 12.0), ("drums", 97.0, 12.0),
+                                                 ("bass", 131.0, 12.0), ("chords", 171.0, 12.0),
+                                                 ("pad", 120.0, 12.0), ("drums", 140.0, 5.0)])
+def test_coarse_tempo_is_librosa_s(kind, bpm, duration_s):
+    """The mean tempogram is librosa's to rounding (1e-12 on values <= 1), and the tempo read
+    from it is the very lag librosa.feature.tempo picks; 5 s is shorter than the 8 s window."""
+    import librosa
+
+    from musicstems.align.common import ANALYSIS_SR, _analysis_copy
+    from musicstems.align.tempo import _HOP, _mean_tempogram
+
+    mono = _analysis_copy(render(kind, bpm=bpm, duration_s=duration_s, seed=4), SR)
+    envelope = librosa.onset.onset_strength(y=mono, sr=ANALYSIS_SR, hop_length=_HOP, n_fft=512)
+    width = int(librosa.time_to_frames(8.0, sr=ANALYSIS_SR, hop_length=_HOP))
+    expected = librosa.feature.tempogram(onset_envelope=envelope, sr=ANALYSIS_SR,
+                                         hop_length=_HOP, win_length=width).mean(axis=-1)
+    ours = _mean_tempogram(envelope)
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-12)
+    assert librosa.feature.tempo(tg=ours[:, None], sr=ANALYSIS_SR, hop_length=_HOP)[0] == \
+        librosa.feature.tempo(onset_envelope=envelope, sr=ANALYSIS_SR, hop_length=_HOP)[0]
+
+
+@pytest.mark.parametrize("kind", ["bass", "pad", "drums"])
+def test_chroma_profile_is_librosa_s_summed_chroma(kind):
+    """Folding the summed CQT into pitch classes equals summing chroma_cqt's frames, to float32
+    rounding (shares of ~0.1 agree to 1e-6)."""
+    import librosa
+
+    from musicstems.align.common import ANALYSIS_SR, _analysis_copy
+    from musicstems.align.key import _tonality
+
+    mono = _analysis_copy(render(kind, semitones=2, seed=5), SR)
+    chroma = librosa.feature.chroma_cqt(y=mono, sr=ANALYSIS_SR, hop_length=512,
+                                        fmin=librosa.note_to_hz("C1"), n_octaves=6, norm=None)
+    expected = chroma.sum(axis=1) / chroma.sum()
+    np.testing.assert_allclose(_tonality(mono).profile, expected, rtol=0, atol=1e-6)
+
+
 # --- bad input ----------------------------------------------------------------------------------
 
 

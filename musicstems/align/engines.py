@@ -36,12 +36,24 @@ def _stretch_and_shift(y: np.ndarray, sample_rate: int, rate: float, semitones: 
     # passes). Both steps keep t = 0 fixed, so beat positions scale by exactly 1/rate.
     factor = 2.0 ** (semitones / 12.0)
     n_fft = 1 << max(9, min(12, int(round(math.log2(0.05 * sample_rate)))))  # ~50 ms window
-    z = librosa.effects.time_stretch(y, rate=rate / factor, n_fft=n_fft,
-                                     hop_length=n_fft // 4)
+    z = _time_stretch(y, rate / factor, n_fft)
     if semitones:
         z = librosa.resample(z, orig_sr=sample_rate * factor, target_sr=sample_rate,
                              res_type="soxr_hq")
     return z, fallback
+
+
+def _time_stretch(y: np.ndarray, rate: float, n_fft: int) -> np.ndarray:
+    """``librosa.effects.time_stretch(y, rate=rate, n_fft=n_fft, hop_length=n_fft // 4)``,
+    sample for sample, from the same three ``librosa.core`` calls: ``librosa.effects`` itself is
+    not imported, because it pulls in scikit-learn (0.15 s on the first call in a process)."""
+    import librosa
+
+    hop = n_fft // 4
+    spectrum = librosa.stft(y, n_fft=n_fft, hop_length=hop)
+    stretched = librosa.phase_vocoder(spectrum, rate=rate, hop_length=hop, n_fft=n_fft)
+    return librosa.istft(stretched, n_fft=n_fft, hop_length=hop, dtype=y.dtype,
+                         length=int(round(y.shape[-1] / rate)))
 
 
 def _rubberband(y: np.ndarray, sample_rate: int, rate: float, semitones: int) -> np.ndarray:

