@@ -3,13 +3,15 @@
 ``python -m benchmarks.experiments linear``
     One decoder step's worth of musicgen-small Linear layers (24 x [6 x 1024^2, 1024x4096,
     4096x1024] = 353 M weights) at 8 rows (4 stems x CFG), in every kernel family: fp32, bf16,
-    torch.ao dynamic int8 with 7-bit (stock) and 8-bit activations, and -- when torchao is
+    torch.ao dynamic int8 with 7-bit (stock) and 8-bit activations, packed for torch's default
+    engine and for oneDNN, and -- when torchao is
     installed -- torchao's int8 configs, eager and under ``torch.compile``.
 
 ``python -m benchmarks.experiments cache --model DIR [--steps 250]``
     The decoder loop of a saved model (``python -m benchmarks --models-dir DIR`` leaves one) with
-    transformers' DynamicCache, musicstems' in-place cache, a StaticCache, and a StaticCache with
-    ``torch.compile`` (transformers' own compiled decoding), in fp32 and int8.
+    transformers' ``generate`` with its DynamicCache, with a StaticCache, and with a StaticCache
+    and ``torch.compile`` (transformers' own compiled decoding), against musicstems' own loop
+    (its in-place cache), in fp32 and int8.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ def _best(fn, repeats: int = 5) -> float:
 def linear(rows: int = 8) -> None:
     import torch
 
-    from musicstems.backends.precision import _full_range_linear, _quiet_ao_deprecation
+    from musicstems.backends.precision import (_full_range_linear, _packing_engine,
+                                               _quiet_ao_deprecation)
 
     torch.manual_seed(0)
     layers = torch.nn.ModuleList()
@@ -64,10 +67,14 @@ def linear(rows: int = 8) -> None:
     report("bf16", copy.deepcopy(layers).to(torch.bfloat16), torch.bfloat16, 2)
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-    for name, mapping in (("torch.ao dynamic int8, 7-bit activations", None),
-                          ("torch.ao dynamic int8, 8-bit activations",
-                           {torch.nn.Linear: _full_range_linear()})):
-        with _quiet_ao_deprecation():
+    full_range = {torch.nn.Linear: _full_range_linear()}
+    for name, mapping, engine in (
+            ("torch.ao dynamic int8, 7-bit activations", None, None),
+            ("torch.ao dynamic int8, 8-bit activations", full_range, None),
+            ("  the same, packed for oneDNN (AMX on this CPU)", full_range, "onednn")):
+        if engine is not None and engine not in torch.backends.quantized.supported_engines:
+            continue
+        with _quiet_ao_deprecation(), _packing_engine(engine):
             stack = quantize_dynamic(copy.deepcopy(layers),
                                      {torch.nn.Linear: per_channel_dynamic_qconfig},
                                      dtype=torch.qint8, mapping=mapping)

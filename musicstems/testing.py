@@ -37,7 +37,7 @@ def _tokenizer():
                            unk_token="<unk>", extra_ids=0)
 
 
-def musicgen_config(*, size: str = "tiny", vocab_size: int = 160):
+def musicgen_config(*, size: str = "tiny", vocab_size: int = 160, stereo: bool = False):
     """A MusicGen config.
 
     Parameters
@@ -52,6 +52,9 @@ def musicgen_config(*, size: str = "tiny", vocab_size: int = 160):
         benchmarks build them with random weights: speed does not depend on weight values.
     vocab_size : int
         Text vocabulary of the tiny model.
+    stereo : bool
+        The layout of facebook/musicgen-stereo-*: 8 codebooks, left and right interleaved, each
+        side decoded by the same mono EnCodec.
     """
     from transformers import (EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, T5Config)
 
@@ -86,11 +89,13 @@ def musicgen_config(*, size: str = "tiny", vocab_size: int = 160):
                                         bos_token_id=2048)
     else:
         raise ValueError(f"size={size!r}: use 'tiny', 'small' or 'medium'")
+    if stereo:
+        decoder.audio_channels, decoder.num_codebooks = 2, 8
     return MusicgenConfig(text_encoder=text.to_dict(), audio_encoder=codec.to_dict(),
                           decoder=decoder.to_dict())
 
 
-def build_random_musicgen(*, size: str = "tiny", seed: int = 0):
+def build_random_musicgen(*, size: str = "tiny", seed: int = 0, stereo: bool = False):
     """A randomly initialised ``MusicgenForConditionalGeneration`` and its processor."""
     import torch
     from transformers import (EncodecFeatureExtractor, GenerationConfig,
@@ -98,7 +103,7 @@ def build_random_musicgen(*, size: str = "tiny", seed: int = 0):
 
     tokenizer = _tokenizer()
     vocab = tokenizer.vocab_size if size == "tiny" else 32128
-    config = musicgen_config(size=size, vocab_size=max(vocab, len(tokenizer)))
+    config = musicgen_config(size=size, vocab_size=max(vocab, len(tokenizer)), stereo=stereo)
     torch.manual_seed(seed)
     model = MusicgenForConditionalGeneration(config).eval()
     with torch.no_grad():
@@ -124,7 +129,7 @@ def build_random_musicgen(*, size: str = "tiny", seed: int = 0):
     return model, processor
 
 
-def tiny_musicgen(path: str | Path, *, seed: int = 0) -> Path:
+def tiny_musicgen(path: str | Path, *, seed: int = 0, stereo: bool = False) -> Path:
     """Build a tiny random-weight MusicGen and save it, with its processor, to ``path``.
 
     Parameters
@@ -133,6 +138,8 @@ def tiny_musicgen(path: str | Path, *, seed: int = 0) -> Path:
         Folder to write (created if missing).
     seed : int
         Seed of the random weights: the same seed writes the same model.
+    stereo : bool
+        The stereo layout (8 interleaved codebooks, as facebook/musicgen-stereo-*).
 
     Returns
     -------
@@ -146,7 +153,7 @@ def tiny_musicgen(path: str | Path, *, seed: int = 0) -> Path:
     """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    model, processor = build_random_musicgen(size="tiny", seed=seed)
+    model, processor = build_random_musicgen(size="tiny", seed=seed, stereo=stereo)
     model.save_pretrained(path)
     processor.save_pretrained(path)
     return path

@@ -27,12 +27,13 @@ def loaded(tiny_model):
 
 
 def _generate_codes(model, inputs, seed, **sampling):
-    """The codes transformers' generate hands to the codec (caught at the codec's door)."""
-    caught = {}
+    """The codes transformers' generate hands to the codec (caught at the codec's door; a
+    stereo model's left and right codebooks, decoded one side at a time, interleaved again)."""
+    caught = []
     decode = model.audio_encoder.decode
 
     def catch(codes, **kwargs):
-        caught["codes"] = codes.clone()
+        caught.append(codes.clone())
         return decode(codes, **kwargs)
 
     model.audio_encoder.decode = catch
@@ -42,7 +43,10 @@ def _generate_codes(model, inputs, seed, **sampling):
             model.generate(**inputs, do_sample=True, **sampling)
     finally:
         del model.audio_encoder.decode  # the instance attribute: back to the class's method
-    return caught["codes"]
+    if len(caught) == 1:
+        return caught[0]
+    left, right = caught
+    return torch.stack([left, right], dim=3).flatten(2, 3)  # L0 R0 L1 R1 ...
 
 
 def _loop_codes(model, inputs, seed, settings):
@@ -81,6 +85,28 @@ def test_without_guidance_too(loaded):
     expected = _generate_codes(loaded.model, inputs, 5, guidance_scale=1.0, max_new_tokens=20)
     assert torch.equal(_loop_codes(loaded.model, inputs, 5, SamplingSettings(20, 1.0)),
                        expected)
+
+
+def test_stereo_models_too(tmp_path):
+    # facebook/musicgen-stereo-*: 8 codebooks, left and right interleaved, decoded one side at a
+    # time; the loop keeps transformers' own delay pattern and decoding for them
+    from musicstems.backends.musicgen import load_model
+    from musicstems.testing import tiny_musicgen
+
+    folder = tiny_musicgen(tmp_path / "stereo", stereo=True)
+    stereo = load_model(str(folder), device="cpu", precision="fp32", quiet=True)
+    inputs = stereo.processor(text=PROMPTS, padding=True, return_tensors="pt")
+    from musicstems.backends.decoding import SamplingSettings
+
+    expected = _generate_codes(stereo.model, inputs, 2, guidance_scale=3.0, max_new_tokens=30)
+    codes = _loop_codes(stereo.model, inputs, 2, SamplingSettings(30, 3.0))
+    assert codes.shape == (1, len(PROMPTS), 8, 30 + 1 - 4)
+    assert torch.equal(codes, expected)
+    song = compose(STEMS, duration_s=0.6, seed=4, model=str(folder), align=False,
+                   progress=False, precision="fp32")
+    for audio in song.stems.values():
+        assert audio.shape == (2, round(0.6 * 32000))
+        assert not np.array_equal(audio[0], audio[1])  # two sides, each its own codes
 
 
 def test_compose_falls_back_to_generate_with_the_same_audio(tiny_model, monkeypatch):
