@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import statistics
 import time
@@ -31,11 +32,27 @@ def _best(fn, repeats: int = 5) -> float:
     return min(times)
 
 
+@contextlib.contextmanager
+def _packing_engine(name):
+    """Pack quantized weights for ``name``'s kernels (each packed weight runs its own engine's
+    kernel afterwards, whatever torch's process-wide setting is)."""
+    import torch
+
+    if name is None:
+        yield
+        return
+    previous = torch.backends.quantized.engine
+    torch.backends.quantized.engine = name
+    try:
+        yield
+    finally:
+        torch.backends.quantized.engine = previous
+
+
 def linear(rows: int = 8) -> None:
     import torch
 
-    from musicstems.backends.precision import (_full_range_linear, _packing_engine,
-                                               _quiet_ao_deprecation)
+    from musicstems.backends.precision import _full_range_linear, _quiet_ao_deprecation
 
     torch.manual_seed(0)
     layers = torch.nn.ModuleList()

@@ -74,30 +74,15 @@ def test_int8_quantizes_the_decoder_layers_and_keeps_heads_and_encoder_float(tin
     assert loaded.kv_dtype == (torch.bfloat16 if features["bf16"] else None)
 
 
-def test_int8_packs_for_onednn_on_amx_cpus_and_leaves_torchs_engine_alone(tiny_model):
-    from musicstems.backends.musicgen import load_model, release_models
-
-    release_models()  # a fresh load: the packing happens now
-    engine = torch.backends.quantized.engine
-    loaded = load_model(tiny_model, device="cpu", precision="int8", quiet=True)
-    assert torch.backends.quantized.engine == engine
-    onednn = (prec.cpu_features()["amx_int8"]
-              and "onednn" in torch.backends.quantized.supported_engines)
-    assert loaded.recipe["int8_kernels"] == ("onednn" if onednn else "torch default")
-
-
-@pytest.mark.parametrize("engine", [None, "onednn"])
-def test_an_int8_layer_computes_the_float_product_to_int8_rounding(engine):
+def test_an_int8_layer_computes_the_float_product_to_int8_rounding():
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-    if engine is not None and engine not in torch.backends.quantized.supported_engines:
-        pytest.skip(f"this torch has no {engine} engine")
     torch.manual_seed(0)
     block = torch.nn.Sequential(torch.nn.Linear(512, 1024, bias=False))
     x = torch.randn(8, 1, 512)
     with torch.inference_mode():
         expected = block(x)
-        with prec._packing_engine(engine), prec._quiet_ao_deprecation():
+        with prec._quiet_ao_deprecation():
             quantized = quantize_dynamic(block, {torch.nn.Linear: per_channel_dynamic_qconfig},
                                          dtype=torch.qint8,
                                          mapping={torch.nn.Linear: prec._full_range_linear()})

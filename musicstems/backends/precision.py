@@ -177,9 +177,8 @@ def _quiet_ao_deprecation():
 
 @functools.lru_cache(maxsize=1)
 def cpu_features() -> dict:
-    """What the CPU computes natively: ``bf16`` (AVX512-BF16 or AMX-BF16), ``vnni``
-    (AVX512-VNNI: int8 dot products accumulated in int32) and ``amx_int8`` (Intel AMX tiles for
-    int8). False where torch cannot tell."""
+    """What the CPU computes natively: ``bf16`` (AVX512-BF16 or AMX-BF16) and ``vnni``
+    (AVX512-VNNI: int8 dot products accumulated in int32). False where torch cannot tell."""
     import torch
 
     get = getattr(getattr(torch, "cpu", None), "get_capabilities", None)
@@ -188,35 +187,7 @@ def cpu_features() -> dict:
     except Exception:  # pragma: no cover - exotic builds
         caps = {}
     return {"bf16": bool(caps.get("avx512_bf16") or caps.get("amx_bf16")),
-            "vnni": bool(caps.get("avx512_vnni")),
-            "amx_int8": bool(caps.get("amx_int8"))}
-
-
-@contextlib.contextmanager
-def _packing_engine(name: str | None):
-    """Pack quantized weights for ``name``'s kernels. The engine only matters when weights are
-    packed -- each packed weight runs its own engine's kernel whatever the global setting is
-    later -- so torch's process-wide setting is changed for the packing alone."""
-    import torch
-
-    engines = torch.backends.quantized.supported_engines
-    if name is None or name not in engines:
-        yield None
-        return
-    previous = torch.backends.quantized.engine
-    torch.backends.quantized.engine = name
-    try:
-        yield name
-    finally:
-        torch.backends.quantized.engine = previous
-
-
-def int8_engine(features: dict) -> str | None:
-    """oneDNN's kernels on CPUs with AMX-INT8: for the decoder's 8-row products they read the
-    weights 11 % faster than fbgemm's (one step's Linear layers, musicgen-small, 8 rows:
-    24.1 ms against 27.2; without AMX, ``ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI``, the two are
-    even). Elsewhere torch's default engine (None)."""
-    return "onednn" if features.get("amx_int8") else None
+            "vnni": bool(caps.get("avx512_vnni"))}
 
 
 @functools.lru_cache(maxsize=1)
@@ -243,8 +214,9 @@ def quantize_decoder_int8(model, *, full_range: bool | None = None) -> dict:
 
     - The decoder's Linear layers become int8, one decoder layer at a time: weights per output
       channel, activations quantized per call (``torch.ao.quantization.quantize_dynamic``) --
-      to all 8 bits on CPUs with VNNI (``full_range``), else to torch's 7; packed for oneDNN's
-      kernels on CPUs with AMX-INT8 (:func:`int8_engine`). The decoder is read
+      to all 8 bits on CPUs with VNNI (``full_range``), else to torch's 7; packed for torch's
+      default engine (fbgemm: oneDNN's AMX kernels are 11 % faster, but its packed weights keep
+      a second int8 copy of every weight -- docs/performance.md). The decoder is read
       on every step, so it is where a CPU spends its memory bandwidth. Each layer's fp32 weights
       are dropped as soon as its int8 copy exists and their checkpoint pages are handed back to
       the kernel: no fp32 copy of the decoder stays resident.
@@ -268,7 +240,7 @@ def quantize_decoder_int8(model, *, full_range: bool | None = None) -> dict:
     full_range = features["vnni"] if full_range is None else full_range
     mapping = {torch.nn.Linear: _full_range_linear()} if full_range else None
     released = 0
-    with _quiet_ao_deprecation(), _packing_engine(int8_engine(features)) as engine:
+    with _quiet_ao_deprecation():
         for block in model.decoder.model.decoder.layers:
             old = [m.weight for m in block.modules() if type(m) is torch.nn.Linear]
             quantize_dynamic(block, {torch.nn.Linear: per_channel_dynamic_qconfig},
@@ -288,7 +260,6 @@ def quantize_decoder_int8(model, *, full_range: bool | None = None) -> dict:
     return {"kv_dtype": kv_dtype,
             "recipe": {"decoder_linear": "int8 per-channel, dynamic activations "
                                          + ("8-bit" if full_range else "7-bit"),
-                       "int8_kernels": engine or "torch default",
                        "output_heads": "fp32", "text_encoder": "fp32",
                        "kv_cache": "bf16" if kv_dtype is not None else "fp32",
                        "codec": "bf16" if features["bf16"] else "fp32",
