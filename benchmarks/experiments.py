@@ -57,8 +57,10 @@ def linear(rows: int = 8) -> None:
     torch.manual_seed(0)
     layers = torch.nn.ModuleList()
     for _ in range(24):
-        layers.extend([torch.nn.Linear(1024, 1024) for _ in range(6)])
-        layers.extend([torch.nn.Linear(1024, 4096), torch.nn.Linear(4096, 1024)])
+        # the decoder's layers have no biases
+        layers.extend([torch.nn.Linear(1024, 1024, bias=False) for _ in range(6)])
+        layers.extend([torch.nn.Linear(1024, 4096, bias=False),
+                       torch.nn.Linear(4096, 1024, bias=False)])
     widths = [layer.in_features for layer in layers]
     weights = sum(layer.weight.numel() for layer in layers)
 
