@@ -2,12 +2,12 @@
 
 transformers' ``generate`` is general: every step it rebuilds the model inputs and the attention
 masks, runs the decoder through its output dataclasses, hooks and cache objects, and calls a list
-of logits processors -- about 14 ms of Python per step for musicgen-small's 24 layers on the CPU,
-a quarter of an int8 step. This loop runs the same arithmetic with the decoder's own modules and
+of logits processors. This loop runs the same arithmetic with the decoder's own modules and
 weights: the same embeddings, the same layer order, SDPA attention over a KV cache written in
 place, the same guidance, temperature, top-k / top-p and multinomial sampling in the same order
 on the same RNG. Given the same seed it returns the codes ``generate`` returns (tested against
-it), only sooner.
+it), only sooner: musicgen-small, 4 stems, 250 steps, int8 54.2 against 78.7 ms per step with
+transformers' own cache (docs/performance.md).
 
 The text encoder runs once per song, and the cross-attention keys and values of every layer are
 computed once from its output, as ``generate`` does.
