@@ -215,7 +215,7 @@ def quantize_decoder_int8(model, *, full_range: bool | None = None) -> dict:
     - The decoder's Linear layers become int8, one decoder layer at a time: weights per output
       channel, activations quantized per call (``torch.ao.quantization.quantize_dynamic``) --
       to all 8 bits on CPUs with VNNI (``full_range``), else to torch's 7; packed for torch's
-      default engine (fbgemm: oneDNN's AMX kernels are 11 % faster, but its packed weights keep
+      default engine (fbgemm: oneDNN's AMX kernels are 7 % faster, but its packed weights keep
       a second int8 copy of every weight -- docs/performance.md). The decoder is read
       on every step, so it is where a CPU spends its memory bandwidth. Each layer's fp32 weights
       are dropped as soon as its int8 copy exists and their checkpoint pages are handed back to
