@@ -1,9 +1,10 @@
 """How far each precision drifts from fp32, on the real architecture.
 
 Next-token distributions under teacher forcing: one fixed code sequence (sampled once by the fp32
-model) is fed, step by step and through the same KV cache ``generate`` uses, to the model in every
-precision; at every position that predicts a real code we compare the distribution that would be
-sampled -- classifier-free guidance applied, ``uncond + g * (cond - uncond)`` -- with fp32's:
+model) is fed, step by step, through the decoder step ``compose`` samples with (its KV cache
+included), to the model in every precision; at every position that predicts a real code we
+compare the distribution that would be sampled -- classifier-free guidance applied,
+``uncond + g * (cond - uncond)`` -- with fp32's:
 
 - ``kl``: mean KL(p_fp32 || p_precision) in nats per token,
 - ``top1``: share of positions whose most likely code is the same,

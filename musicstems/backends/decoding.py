@@ -37,6 +37,11 @@ class SamplingSettings:
     top_k: int = 250
     top_p: float = 0.0  # 0: off
 
+    @property
+    def guided(self) -> bool:
+        """Classifier-free guidance: a conditional and an unconditional row per prompt."""
+        return self.guidance_scale > 1
+
 
 def unsupported_reason(model) -> str | None:
     """Why this loop cannot run ``model`` (then ``generate`` runs it), or None."""
@@ -147,7 +152,7 @@ class DecoderStep:
 def _process(scores: torch.Tensor, settings: SamplingSettings) -> torch.Tensor:
     """transformers' logits processors for MusicGen, in their order: classifier-free guidance,
     temperature, top-k, top-p."""
-    if settings.guidance_scale > 1:
+    if settings.guided:
         cond, uncond = scores.split(scores.shape[0] // 2, dim=0)
         scores = uncond + (cond - uncond) * settings.guidance_scale
     if settings.temperature != 1.0:
@@ -197,7 +202,7 @@ def sample_codes(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | 
     """
     num_codebooks = model.config.decoder.num_codebooks
     batch = input_ids.shape[0]
-    guided = settings.guidance_scale is not None and settings.guidance_scale > 1
+    guided = settings.guided
     states, mask = encode_text(model, input_ids, attention_mask, guided=guided)
 
     start_id = int(model.generation_config.decoder_start_token_id)
