@@ -3,7 +3,7 @@
 ``python -m benchmarks.experiments linear``
     One decoder step's worth of musicgen-small Linear layers (24 x [6 x 1024^2, 1024x4096,
     4096x1024] = 353 M weights) at 8 rows (4 stems x CFG), in every kernel family: fp32, bf16,
-    torch.ao dynamic int8 with 7-bit (stock) and 8-bit activations, packed for torch's default
+    both with their weights packed for oneDNN once (musicstems' bf16 recipe), torch.ao dynamic int8 with 7-bit (stock) and 8-bit activations, packed for torch's default
     engine and for oneDNN, and -- when torchao is
     installed -- torchao's int8 configs, eager and under ``torch.compile``.
 
@@ -82,8 +82,15 @@ def linear(rows: int = 8) -> None:
         print(f"{name:44s} {1000 * seconds:7.1f} ms  "
               f"{weights * bytes_per_weight / seconds / 1e9:5.1f} GB/s of weights", flush=True)
 
+    from musicstems.backends.precision import pack_linears_onednn
+
     report("fp32", layers, torch.float32, 4)
     report("bf16", copy.deepcopy(layers).to(torch.bfloat16), torch.bfloat16, 2)
+    for dtype, size in ((torch.float32, 4), (torch.bfloat16, 2)):
+        stack = copy.deepcopy(layers).to(dtype)
+        if pack_linears_onednn(stack):
+            report(f"{str(dtype).removeprefix('torch.')} packed for oneDNN "
+                   f"{'(musicstems bf16)' if size == 2 else '(int8 heads)'}", stack, dtype, size)
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
     full_range = {torch.nn.Linear: _full_range_linear()}

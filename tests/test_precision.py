@@ -65,8 +65,9 @@ def test_int8_quantizes_the_decoder_layers_and_keeps_heads_and_encoder_float(tin
     layer = model.decoder.model.decoder.layers[0]
     for linear in (layer.self_attn.q_proj, layer.encoder_attn.out_proj, layer.fc1, layer.fc2):
         assert isinstance(linear, DynamicLinear)
-    assert all(type(head) is torch.nn.Linear and head.weight.dtype == torch.float32
-               for head in model.decoder.lm_heads)
+    for head in model.decoder.lm_heads:  # fp32, packed for oneDNN where torch can
+        weight = head.packed if hasattr(head, "packed") else head.weight
+        assert weight.dtype == torch.float32
     assert next(model.text_encoder.parameters()).dtype == torch.float32
     features = prec.cpu_features()
     codec_dtype = next(model.audio_encoder.parameters()).dtype
@@ -95,6 +96,51 @@ def test_bf16_runs_the_whole_model_in_bf16(tiny_model):
 
     model = load_model(tiny_model, device="cpu", precision="bf16", quiet=True).model
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    packed = [m for m in model.decoder.modules() if hasattr(m, "packed")]
+    if prec._onednn_packing_works("bfloat16"):
+        # every decoder Linear and output head: none is left to re-lay out per call
+        assert not [m for m in model.decoder.modules() if type(m) is torch.nn.Linear]
+        assert packed and {m.packed.dtype for m in packed} == {torch.bfloat16}
+    else:
+        assert not packed
+
+
+def test_packing_for_onednn_keeps_bf16_results_bit_identical(tiny_model, monkeypatch):
+    from musicstems.backends.musicgen import release_models
+
+    if not prec._onednn_packing_works("bfloat16"):
+        pytest.skip("this torch/CPU cannot pack bf16 weights for oneDNN: nothing is packed")
+    release_models()
+    packed = _song(tiny_model, precision="bf16", device="cpu")
+    assert packed.manifest["backend"]["recipe"]["decoder_linear"] == "packed for oneDNN"
+    release_models()
+    monkeypatch.setattr(prec, "pack_linears_onednn", lambda module: 0)
+    plain = _song(tiny_model, precision="bf16", device="cpu")
+    release_models()
+    assert plain.manifest["backend"]["recipe"]["decoder_linear"] == "torch default"
+    for name in STEMS:
+        np.testing.assert_array_equal(packed.stems[name], plain.stems[name])
+    assert not np.array_equal(packed.stems["drums"], packed.stems["bass"])
+
+
+# bias-free bf16 (MusicGen's layers): the very kernel F.linear calls, bit for bit; with a bias
+# F.linear sometimes adds it apart, so the sums round differently (one bf16 step)
+@pytest.mark.parametrize("dtype, bias, tolerance", [("bfloat16", False, 0.0),
+                                                    ("bfloat16", True, 2 ** -7),
+                                                    ("float32", True, 1e-5)])
+def test_a_packed_linear_computes_the_linear_product(dtype, bias, tolerance):
+    if not prec._onednn_packing_works(dtype):
+        pytest.skip(f"this torch/CPU cannot pack {dtype} weights for oneDNN")
+    torch.manual_seed(1)
+    linear = torch.nn.Linear(256, 512, bias=bias).to(getattr(torch, dtype))
+    x = torch.randn(8, 1, 256, dtype=getattr(torch, dtype))
+    with torch.inference_mode():
+        expected = linear(x).float()
+        packed = prec._onednn_linear()(linear, 8)
+        for rows in (x, x[:2], x.expand(8, 26, 256)):  # other row counts than packed for
+            error = (packed(rows).float() - linear(rows).float()).abs().max()
+            assert float(error) <= tolerance * float(expected.abs().max())
+    assert packed.packed.shape == (512, 256)
 
 
 # --- selection logic -------------------------------------------------------------------------

@@ -17,8 +17,8 @@ from typing import Any
 
 from ..errors import ModelLoadError
 from . import Generated, ProgressCallback, fit_length
-from .precision import (quantize_decoder_int8, resolve_device, resolve_precision,
-                        torch_dtype)
+from .precision import (prepare_bf16_cpu, quantize_decoder_int8, resolve_device,
+                        resolve_precision, torch_dtype)
 
 __all__ = ["MusicGenBackend", "load_model", "release_models", "resolve_device",
            "resolve_precision", "LoadedModel"]
@@ -123,6 +123,8 @@ def load_model(model_id: str, *, device: str = "auto", precision: str = "auto",
         prepared = {"kv_dtype": None, "recipe": {"all": precision}}
         if precision == "int8":
             prepared = quantize_decoder_int8(model)
+        elif precision == "bf16" and device == "cpu":
+            prepared = prepare_bf16_cpu(model)
         codec = model.config.audio_encoder
         loaded = LoadedModel(
             model=model, processor=processor, model_id=model_id, device=device,
