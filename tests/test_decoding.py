@@ -78,6 +78,46 @@ def test_the_loop_samples_the_codes_generate_samples(loaded, temperature, top_k,
     assert not torch.equal(other, expected)
 
 
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_the_loop_matches_generate_in_reduced_precision_too(tiny_model, precision):
+    # the recipes' packed and quantized layers are the model's own modules, which generate
+    # runs too; int8's bf16 KV cache is the one place the loop differs by design, so it is
+    # compared with the cache in the activations' dtype
+    from musicstems.backends.decoding import SamplingSettings, sample_codes
+    from musicstems.backends.musicgen import load_model
+    from musicstems.backends.precision import cpu_features
+
+    if not cpu_features()["bf16"] and precision == "bf16":
+        pytest.skip("bf16 is emulated, and not packed, on a CPU without native bf16")
+    model = load_model(tiny_model, device="cpu", precision=precision, quiet=True).model
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(tiny_model)
+    inputs = processor(text=PROMPTS, padding=True, return_tensors="pt")
+    expected = _generate_codes(model, inputs, 9, guidance_scale=3.0, max_new_tokens=30)
+    with torch.random.fork_rng(), torch.inference_mode():
+        torch.manual_seed(9)
+        codes = sample_codes(model, inputs["input_ids"], inputs["attention_mask"],
+                             SamplingSettings(30, 3.0))
+    assert torch.equal(codes, expected)
+
+
+def test_only_rows_with_text_go_through_cross_attention(loaded):
+    from musicstems.backends.decoding import DecoderStep, encode_text
+
+    inputs = loaded.processor(text=PROMPTS, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        for guided, rows in ((True, 2 * len(PROMPTS)), (False, len(PROMPTS))):
+            states, mask = encode_text(loaded.model, inputs["input_ids"],
+                                       inputs["attention_mask"], guided=guided)
+            step = DecoderStep(loaded.model, rows, 4)
+            step.set_encoder(states, mask)
+            # guidance's unconditional half has no text: it is skipped, exactly (the tests
+            # above compare the codes with generate's, which attends over every row)
+            assert step.text_rows == len(PROMPTS)
+            assert all(k.shape[0] == len(PROMPTS) for k, _ in step.cross)
+
+
 def test_without_guidance_too(loaded):
     from musicstems.backends.decoding import SamplingSettings
 
