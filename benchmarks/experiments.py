@@ -1,11 +1,16 @@
-"""The measurements behind two design decisions, reproducible (docs/performance.md quotes them).
+"""The measurements behind the design decisions, reproducible (docs/performance.md quotes them).
 
 ``python -m benchmarks.experiments linear``
     One decoder step's worth of musicgen-small Linear layers (24 x [6 x 1024^2, 1024x4096,
     4096x1024] = 353 M weights) at 8 rows (4 stems x CFG), in every kernel family: fp32, bf16,
-    both with their weights packed for oneDNN once (musicstems' bf16 recipe), torch.ao dynamic int8 with 7-bit (stock) and 8-bit activations, packed for torch's default
-    engine and for oneDNN, and -- when torchao is
-    installed -- torchao's int8 configs, eager and under ``torch.compile``.
+    both with their weights packed for oneDNN once (musicstems' bf16 recipe); torch.ao dynamic
+    int8 with 7-bit (stock) and 8-bit activations, packed for torch's default engine and for
+    oneDNN; torch's weight-only int8 and int4 kernels; and -- when torchao is installed --
+    torchao's int8 configs, eager and under ``torch.compile``.
+
+``python -m benchmarks.experiments step --model DIR``
+    musicstems' decoder step in int8 and bf16, its Linear layers packed for oneDNN or not, at
+    KV-cache lengths 1, 250 and 500 (4 stems under guidance).
 
 ``python -m benchmarks.experiments cache --model DIR [--steps 250]``
     The decoder loop of a saved model (``python -m benchmarks --models-dir DIR`` leaves one) with
@@ -105,6 +110,47 @@ def linear(rows: int = 8) -> None:
                                      {torch.nn.Linear: per_channel_dynamic_qconfig},
                                      dtype=torch.qint8, mapping=mapping)
         report(name, stack, torch.float32, 1)
+    # torch's own CPU kernels for weight-only quantization (the ones gpt-fast and torchao's
+    # CPU layouts call): int8 weights per channel and int4 weights in groups, bf16 activations
+    class WeightOnlyInt8(torch.nn.Module):
+        def __init__(self, linear):
+            super().__init__()
+            w = linear.weight.detach()
+            scales = w.abs().amax(dim=1) / 127
+            self.weight = (w / scales[:, None]).round().clamp(-128, 127).to(torch.int8)
+            self.scales = scales.to(torch.bfloat16)
+
+        def forward(self, x):
+            return torch._weight_int8pack_mm(x, self.weight, self.scales)
+
+    class WeightOnlyInt4(torch.nn.Module):
+        def __init__(self, linear, group: int = 64):
+            super().__init__()
+            w = linear.weight.detach()
+            out_features, in_features = w.shape
+            grouped = w.view(out_features, in_features // group, group)
+            low = grouped.amin(-1, keepdim=True)
+            scale = ((grouped.amax(-1, keepdim=True) - low) / 15).clamp(min=1e-6)
+            q = ((grouped - low) / scale).round().clamp(0, 15).to(torch.int32)
+            self.packed = torch._convert_weight_to_int4pack_for_cpu(
+                q.view(out_features, in_features), 1)
+            zero = low + 8 * scale  # the kernel's zero point sits at code 8
+            self.scales_zeros = torch.stack([scale.squeeze(-1), zero.squeeze(-1)], -1) \
+                .transpose(0, 1).contiguous().to(torch.bfloat16)
+            self.group = group
+
+        def forward(self, x):
+            return torch._weight_int4pack_mm_for_cpu(x, self.packed, self.group,
+                                                     self.scales_zeros)
+
+    for name, module in (("torch weight-only int8 (_weight_int8pack_mm), bf16", WeightOnlyInt8),
+                         ("torch weight-only int4, groups of 64, bf16", WeightOnlyInt4)):
+        try:
+            stack = torch.nn.ModuleList(module(layer) for layer in layers)
+        except (AttributeError, RuntimeError) as exc:  # kernel missing in this build
+            print(f"{name}: not available ({type(exc).__name__})")
+            continue
+        report(name, stack, torch.bfloat16, 1 if "int8" in name else 0.5)
     try:
         import torchao.quantization as tq
     except ImportError:
@@ -186,12 +232,60 @@ def cache(model_dir: str, steps: int = 250) -> None:
         release_models()
 
 
+def step(model_dir: str, lengths=(1, 250, 500)) -> None:
+    """musicstems' decoder step (``DecoderStep``, 4 stems under guidance = 8 rows) in int8 and
+    bf16, with and without the Linear layers packed for oneDNN, at a few KV-cache lengths:
+    mean ms over 20 steps, the cache filled first (unwritten pages would read as zeros)."""
+    import torch
+    from transformers import AutoProcessor
+
+    from musicstems.backends import precision as prec
+    from musicstems.backends.decoding import DecoderStep, encode_text
+    from musicstems.backends.musicgen import load_model, release_models
+
+    processor = AutoProcessor.from_pretrained(model_dir)
+    prompts = ["punchy techno drums", "deep acid bassline", "warm analog pads", "lead synth"]
+    inputs = processor(text=prompts, padding=True, return_tensors="pt")
+    capacity = max(lengths) + 1
+    packing = prec.pack_linears_onednn
+    for precision, packed in (("int8", True), ("int8", False), ("bf16", True),
+                              ("bf16", False)):
+        prec.pack_linears_onednn = packing if packed else (lambda module: 0)
+        try:
+            loaded = load_model(model_dir, device="cpu", precision=precision, quiet=True)
+        finally:
+            prec.pack_linears_onednn = packing
+        with torch.inference_mode():
+            states, mask = encode_text(loaded.model, inputs["input_ids"],
+                                       inputs["attention_mask"], guided=True)
+            decoder_step = DecoderStep(loaded.model, 2 * len(prompts), capacity,
+                                       kv_dtype=loaded.kv_dtype)
+            decoder_step.set_encoder(states, mask)
+            codes = torch.zeros(2 * len(prompts), loaded.model.decoder.num_codebooks,
+                                dtype=torch.long)
+            for _ in range(capacity):
+                decoder_step(codes)
+            times = []
+            for length in lengths:
+                def run(length=length):
+                    for _ in range(20):
+                        decoder_step.length = length
+                        decoder_step(codes)
+                run()
+                times.append(1000 * _best(run, 3) / 20)
+        label = f"{precision} {'packed for oneDNN' if packed else 'F.linear'}"
+        print(f"{label:28s} " + "  ".join(f"at {n}: {t:5.1f} ms" for n, t in
+                                           zip(lengths, times)), flush=True)
+        del decoder_step, loaded, states
+        release_models()
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.experiments",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=("linear", "cache"))
-    parser.add_argument("--model", help="a saved model folder (for 'cache')")
+    parser.add_argument("which", choices=("linear", "cache", "step"))
+    parser.add_argument("--model", help="a saved model folder (for 'cache' and 'step')")
     parser.add_argument("--steps", type=int, default=250)
     args = parser.parse_args(argv)
     from transformers.utils import logging
@@ -200,10 +294,12 @@ def main(argv=None) -> None:
     logging.disable_progress_bar()
     if args.which == "linear":
         linear()
-    else:
-        if not args.model:
-            parser.error("cache needs --model DIR")
+    elif not args.model:
+        parser.error(f"{args.which} needs --model DIR")
+    elif args.which == "cache":
         cache(args.model, args.steps)
+    else:
+        step(args.model)
 
 
 if __name__ == "__main__":

@@ -88,8 +88,8 @@ def resolve_precision(precision: str, device: str, *, bf16_supported: bool | Non
     overlap >= 0.95, EnCodec decode >= 30 dB SNR. Measured on musicgen-small, 4 stems x 10 s,
     2-core Xeon (AVX512-VNNI, AMX) -- ``python -m benchmarks``:
 
-    - CPU with AVX512-VNNI: ``"int8"`` (quantize_decoder_int8's recipe): the fastest, 39.4 s
-      against 45.6 s in bf16 and 91.5 s in fp32 (decoder step 66.8 / 79.7 / 167.2 ms); KL
+    - CPU with AVX512-VNNI: ``"int8"`` (quantize_decoder_int8's recipe): the fastest, 34.5 s
+      against 36.5 s in bf16 and 90.3 s in fp32 (decoder step 56.2 / 60.0 / 164.7 ms); KL
       0.0054, p99 0.012, top-250 0.977, codec 40.5 dB (musicgen-medium: KL 0.0077, p99 0.020).
       torch's stock dynamic int8 (7-bit activations, int8 output heads) drifts 0.020 -- as much
       as temperature 1.10 -- and is not used; without VNNI int8 needs those 7 bits, so such
@@ -244,8 +244,8 @@ def _onednn_linear():
 
     ``torch.nn.functional.linear`` on a CPU re-lays the weight out for oneDNN's kernel on every
     call: for a decoder step's few rows that copy costs about a third of the product. One
-    decoder step's Linear layers of musicgen-small at 8 rows: 45.1 ms in bf16 through
-    ``F.linear``, 35.1 ms packed; fp32 110.3 against 71.1 ms
+    decoder step's Linear layers of musicgen-small at 8 rows: 45.6 ms in bf16 through
+    ``F.linear``, 34.6 ms packed; fp32 110.4 against 73.6 ms
     (``python -m benchmarks.experiments linear``). In bf16 the kernel is the one
     ``F.linear`` calls, so a bias-free layer's (all of MusicGen's decoder) results are
     bit-identical; in fp32 ``F.linear`` takes MKL's kernel instead and the packed product
@@ -310,7 +310,8 @@ def pack_linears_onednn(module) -> int:
 def prepare_bf16_cpu(model) -> dict:
     """The ``"bf16"`` recipe on a CPU, in place, on a model loaded in bf16: the decoder's Linear
     layers and output heads packed for oneDNN (:func:`pack_linears_onednn`; bit-identical
-    results, a decoder step about 16 % faster on musicgen-small). Returns what was done, for
+    results; musicgen-small's 4-stem decoder step at 250 cached steps: 69.0 -> 56.5 ms,
+    ``python -m benchmarks.experiments step``). Returns what was done, for
     the manifest, in :func:`quantize_decoder_int8`'s layout."""
     packed = pack_linears_onednn(model.decoder)
     return {"kv_dtype": None,
@@ -331,7 +332,7 @@ def quantize_decoder_int8(model, *, full_range: bool | None = None) -> dict:
       the kernel: no fp32 copy of the decoder stays resident.
     - The four output heads stay fp32: their error is amplified 3x by classifier-free guidance
       (they cost 2 % of a step's bytes; drift 0.0064 -> 0.0052). They are packed for oneDNN
-      (:func:`pack_linears_onednn`): 1.8 -> 0.8 ms per step.
+      (:func:`pack_linears_onednn`): 2 ms of a 53 ms step.
     - The T5 text encoder (run once per song) stays fp32.
     - On CPUs that compute bf16 natively, the KV cache and the EnCodec decoder run in bf16: the
       cache is the other half of a step's memory traffic at 10 s and more, and the codec's bf16
