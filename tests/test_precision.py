@@ -143,6 +143,19 @@ def test_a_packed_linear_computes_the_linear_product(dtype, bias, tolerance):
     assert packed.packed.shape == (512, 256)
 
 
+def test_a_packed_model_refuses_to_be_saved_rather_than_lose_weights(tiny_model, tmp_path):
+    from musicstems.backends.musicgen import load_model
+
+    if not prec._onednn_packing_works("float32"):
+        pytest.skip("this torch/CPU cannot pack weights for oneDNN: nothing is packed")
+    model = load_model(tiny_model, device="cpu", precision="int8", quiet=True).model
+    with pytest.raises(MusicStemsError, match=r"lm_heads\.0.*precision='fp32'"):
+        model.decoder.state_dict()
+    with pytest.raises(MusicStemsError, match="cannot be saved"):
+        model.save_pretrained(tmp_path / "copy")
+    assert not (tmp_path / "copy" / "model.safetensors").exists()
+
+
 # --- selection logic -------------------------------------------------------------------------
 
 def _gpus(monkeypatch, *, cuda: bool, mps: bool):

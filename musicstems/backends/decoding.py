@@ -105,7 +105,8 @@ class DecoderStep:
             cross.append((k, v))
         # Rows without text -- guidance's unconditional half: zero states, nothing to attend
         # to -- have all-zero values, so cross-attention gives them exactly zero whatever the
-        # weights: only the rows before them are attended over (a tenth of a step at 4 stems).
+        # weights: only the rows before them are attended over (about 2 ms of a 58 ms int8
+        # step at 4 stems).
         has_text = states.flatten(1).any(dim=1).tolist()
         self.text_rows = has_text.index(False) if False in has_text else rows
         if any(has_text[self.text_rows:]) or any(

@@ -270,6 +270,14 @@ def _onednn_linear():
             return (f"in_features={self.in_features}, out_features={self.out_features}, "
                     f"bias={self.bias is not None}, packed for oneDNN")
 
+        def _save_to_state_dict(self, destination, prefix, keep_vars):
+            # the packed weight has no storage to save: a checkpoint without it would load
+            # as random weights, so refuse loudly instead
+            raise MusicStemsError(
+                f"{prefix.rstrip('.') or 'this layer'} holds a weight packed for oneDNN by "
+                "musicstems' bf16/int8 CPU recipe, which cannot be saved; load the model with "
+                "precision='fp32' to save it.")
+
     return OneDNNLinear
 
 
