@@ -12,6 +12,10 @@
     musicstems' decoder step in int8 and bf16, its Linear layers packed for oneDNN or not, at
     KV-cache lengths 1, 250 and 500 (4 stems under guidance).
 
+``python -m benchmarks.experiments contention --model DIR``
+    The int8 decoder step while another process keeps one core busy: torch's default OpenMP
+    settings, ``OMP_WAIT_POLICY=PASSIVE``, one thread.
+
 ``python -m benchmarks.experiments cache --model DIR [--steps 250]``
     The decoder loop of a saved model (``python -m benchmarks --models-dir DIR`` leaves one) with
     transformers' ``generate`` with its DynamicCache, with a StaticCache, and with a StaticCache
@@ -280,12 +284,71 @@ def step(model_dir: str, lengths=(1, 250, 500)) -> None:
         release_models()
 
 
+_CONTENTION_CHILD = """
+import sys, time, torch
+from musicstems.backends.decoding import DecoderStep, encode_text
+from musicstems.backends.musicgen import load_model
+from transformers import AutoProcessor
+if len(sys.argv) > 2:
+    torch.set_num_threads(int(sys.argv[2]))
+loaded = load_model(sys.argv[1], device="cpu", precision="int8", quiet=True)
+inputs = AutoProcessor.from_pretrained(sys.argv[1])(text=["drums", "bass", "pads", "lead"],
+                                                   padding=True, return_tensors="pt")
+with torch.inference_mode():
+    states, mask = encode_text(loaded.model, inputs["input_ids"], inputs["attention_mask"],
+                               guided=True)
+    step = DecoderStep(loaded.model, 8, 200, kv_dtype=loaded.kv_dtype)
+    step.set_encoder(states, mask)
+    codes = torch.zeros(8, loaded.model.decoder.num_codebooks, dtype=torch.long)
+    for _ in range(20):
+        step(codes)
+    start = time.perf_counter()
+    for _ in range(100):
+        step(codes)
+print(1000 * (time.perf_counter() - start) / 100)
+"""
+
+
+def contention(model_dir: str) -> None:
+    """A song's int8 decoder step (steps 20-120) while another process keeps one core busy,
+    with torch's default OpenMP settings, with ``OMP_WAIT_POLICY=PASSIVE`` and with
+    ``torch.set_num_threads(1)`` -- each in a fresh process, as the variables must be set
+    before torch starts."""
+    import os
+    import subprocess
+    import sys
+
+    def child(env=None, threads=None):
+        args = [sys.executable, "-c", _CONTENTION_CHILD, model_dir]
+        if threads:
+            args.append(str(threads))
+        out = subprocess.run(args, capture_output=True, text=True, check=True,
+                             env={**os.environ, **(env or {})})
+        return float(out.stdout.strip().splitlines()[-1])
+
+    cases = [("default", {}, None), ("OMP_WAIT_POLICY=PASSIVE", {"OMP_WAIT_POLICY": "PASSIVE"},
+                                      None), ("1 thread", {}, 1)]
+    for busy in (False, True):
+        burner = None
+        if busy:  # one core taken by another program
+            burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            for name, env, threads in cases:
+                print(f"{'one core busy' if busy else 'quiet':14s} {name:26s} "
+                      f"{child(env, threads):6.1f} ms/step", flush=True)
+        finally:
+            if burner is not None:
+                burner.kill()
+                burner.wait()
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.experiments",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=("linear", "cache", "step"))
-    parser.add_argument("--model", help="a saved model folder (for 'cache' and 'step')")
+    parser.add_argument("which", choices=("linear", "cache", "step", "contention"))
+    parser.add_argument("--model", help="a saved model folder (for 'cache', 'step' and "
+                        "'contention')")
     parser.add_argument("--steps", type=int, default=250)
     args = parser.parse_args(argv)
     from transformers.utils import logging
@@ -298,6 +361,8 @@ def main(argv=None) -> None:
         parser.error(f"{args.which} needs --model DIR")
     elif args.which == "cache":
         cache(args.model, args.steps)
+    elif args.which == "contention":
+        contention(args.model)
     else:
         step(args.model)
 
