@@ -86,12 +86,11 @@ def test_the_loop_matches_generate_in_reduced_precision_too(tiny_model, precisio
     from musicstems.backends.decoding import SamplingSettings, sample_codes
     from musicstems.backends.musicgen import load_model
     from musicstems.backends.precision import cpu_features
+    from transformers import AutoProcessor
 
     if not cpu_features()["bf16"] and precision == "bf16":
         pytest.skip("bf16 is emulated, and not packed, on a CPU without native bf16")
     model = load_model(tiny_model, device="cpu", precision=precision, quiet=True).model
-    from transformers import AutoProcessor
-
     processor = AutoProcessor.from_pretrained(tiny_model)
     inputs = processor(text=PROMPTS, padding=True, return_tensors="pt")
     expected = _generate_codes(model, inputs, 9, guidance_scale=3.0, max_new_tokens=30)
@@ -116,6 +115,24 @@ def test_only_rows_with_text_go_through_cross_attention(loaded):
             # above compare the codes with generate's, which attends over every row)
             assert step.text_rows == len(PROMPTS)
             assert all(k.shape[0] == len(PROMPTS) for k, _ in step.cross)
+
+
+def test_rows_whose_values_are_not_zero_still_go_through_cross_attention(loaded, monkeypatch):
+    # a value projection with a bias gives the text-less rows non-zero values: then nothing
+    # may be skipped
+    from musicstems.backends.decoding import DecoderStep, encode_text
+
+    layer = loaded.model.decoder.model.decoder.layers[-1]
+    projection = layer.encoder_attn.v_proj
+    monkeypatch.setattr(projection, "forward",
+                        lambda x: torch.nn.functional.linear(x, projection.weight) + 0.5)
+    inputs = loaded.processor(text=PROMPTS, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        states, mask = encode_text(loaded.model, inputs["input_ids"], inputs["attention_mask"],
+                                   guided=True)
+        step = DecoderStep(loaded.model, 2 * len(PROMPTS), 4)
+        step.set_encoder(states, mask)
+    assert step.text_rows == 2 * len(PROMPTS)
 
 
 def test_without_guidance_too(loaded):
