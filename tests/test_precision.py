@@ -97,7 +97,7 @@ def test_bf16_runs_the_whole_model_in_bf16(tiny_model):
     model = load_model(tiny_model, device="cpu", precision="bf16", quiet=True).model
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
     packed = [m for m in model.decoder.modules() if hasattr(m, "packed")]
-    if prec._onednn_packing_works("bfloat16"):
+    if prec._onednn_packing_works(torch.bfloat16):
         # every decoder Linear and output head: none is left to re-lay out per call
         assert not [m for m in model.decoder.modules() if type(m) is torch.nn.Linear]
         assert packed and {m.packed.dtype for m in packed} == {torch.bfloat16}
@@ -108,7 +108,7 @@ def test_bf16_runs_the_whole_model_in_bf16(tiny_model):
 def test_packing_for_onednn_keeps_bf16_results_bit_identical(tiny_model, monkeypatch):
     from musicstems.backends.musicgen import release_models
 
-    if not prec._onednn_packing_works("bfloat16"):
+    if not prec._onednn_packing_works(torch.bfloat16):
         pytest.skip("this torch/CPU cannot pack bf16 weights for oneDNN: nothing is packed")
     release_models()
     packed = _song(tiny_model, precision="bf16", device="cpu")
@@ -129,7 +129,7 @@ def test_packing_for_onednn_keeps_bf16_results_bit_identical(tiny_model, monkeyp
                                                     ("bfloat16", True, 2 ** -7),
                                                     ("float32", True, 1e-5)])
 def test_a_packed_linear_computes_the_linear_product(dtype, bias, tolerance):
-    if not prec._onednn_packing_works(dtype):
+    if not prec._onednn_packing_works(getattr(torch, dtype)):
         pytest.skip(f"this torch/CPU cannot pack {dtype} weights for oneDNN")
     torch.manual_seed(1)
     linear = torch.nn.Linear(256, 512, bias=bias).to(getattr(torch, dtype))
@@ -146,7 +146,7 @@ def test_a_packed_linear_computes_the_linear_product(dtype, bias, tolerance):
 def test_a_packed_model_refuses_to_be_saved_rather_than_lose_weights(tiny_model, tmp_path):
     from musicstems.backends.musicgen import load_model
 
-    if not prec._onednn_packing_works("float32"):
+    if not prec._onednn_packing_works(torch.float32):
         pytest.skip("this torch/CPU cannot pack weights for oneDNN: nothing is packed")
     model = load_model(tiny_model, device="cpu", precision="int8", quiet=True).model
     with pytest.raises(MusicStemsError, match=r"lm_heads\.0.*precision='fp32'"):

@@ -91,6 +91,7 @@ class DecoderStep:
         self.values = [torch.empty(shape, dtype=dtype, device=weight.device)
                        for _ in self.layers]
         self.length = 0
+        self.text_rows = rows  # rows that attend to text (set_encoder may skip the rest)
         self.cross: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.cross_mask = None
 

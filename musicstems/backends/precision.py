@@ -216,13 +216,12 @@ _PACKING_ROWS = 8
 
 
 @functools.lru_cache(maxsize=None)
-def _onednn_packing_works(dtype_name: str) -> bool:
-    """Whether this torch can pack a Linear's weight for oneDNN in ``dtype_name`` and multiply
+def _onednn_packing_works(dtype) -> bool:
+    """Whether this torch can pack a Linear's weight for oneDNN in ``dtype`` and multiply
     with it (torch's private ``mkldnn`` ops, which torch.compile's CPU backend uses; absent or
     broken on some builds) -- and, for bf16, whether the CPU computes bf16 natively."""
     import torch
 
-    dtype = getattr(torch, dtype_name)
     if not torch.backends.mkldnn.is_available():
         return False
     if dtype == torch.bfloat16 and not cpu_features()["bf16"]:
@@ -301,7 +300,7 @@ def pack_linears_onednn(module) -> int:
     weight = getattr(*places[0]).weight
     if weight.dtype not in (torch.float32, torch.bfloat16) or weight.device.type != "cpu":
         return 0
-    if not _onednn_packing_works(str(weight.dtype).removeprefix("torch.")):
+    if not _onednn_packing_works(weight.dtype):
         return 0
     del weight
     packed_class = _onednn_linear()
