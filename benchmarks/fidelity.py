@@ -114,9 +114,12 @@ def _codec_snr(reference_model, model, frames: int, seed: int = 0) -> float:
     size = reference_model.config.audio_encoder.codebook_size
     codes = torch.randint(0, size, (1, 2, codebooks, frames),
                           generator=torch.Generator().manual_seed(seed))
+    from musicstems.backends.decoding import decode_audio
+
+    # The reference is transformers' own fp32 decode; the other side decodes as compose does.
     with torch.inference_mode():
         ref = reference_model.audio_encoder.decode(codes, [None] * 2).audio_values.float()
-        out = model.audio_encoder.decode(codes, [None] * 2).audio_values.float()
+        out = decode_audio(model, codes).float()
     noise = float(((ref - out) ** 2).sum())
     return math.inf if noise == 0 else 10 * math.log10(float((ref ** 2).sum()) / noise)
 

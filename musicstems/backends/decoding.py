@@ -251,11 +251,19 @@ def sample_codes(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | 
 def decode_audio(model, codes: torch.Tensor) -> torch.Tensor:
     """EnCodec's audio for ``codes`` (1, batch, codebooks, frames), all stems in one batched
     call: (batch, channels, samples). Stereo models interleave left and right codebooks, decoded
-    one side at a time -- as ``generate`` does."""
-    codec = model.audio_encoder
+    one side at a time -- as ``generate`` does. On a CPU the decoder's convolution stack runs
+    window by window (``codec.py``); elsewhere, and for codecs it does not cover, as
+    transformers runs it."""
+    from . import codec as windowed
+
+    encodec = model.audio_encoder
     scales = [None] * codes.shape[1]
+    if windowed.unsupported_reason(encodec) is None:
+        def run(side):
+            return windowed.decode(encodec, side)
+    else:
+        def run(side):
+            return encodec.decode(side, audio_scales=scales).audio_values
     if model.decoder.config.audio_channels == 1:
-        return codec.decode(codes, audio_scales=scales).audio_values
-    left = codec.decode(codes[:, :, ::2, :], audio_scales=scales).audio_values
-    right = codec.decode(codes[:, :, 1::2, :], audio_scales=scales).audio_values
-    return torch.cat([left, right], dim=1)
+        return run(codes)
+    return torch.cat([run(codes[:, :, ::2, :]), run(codes[:, :, 1::2, :])], dim=1)

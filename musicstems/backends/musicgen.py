@@ -201,6 +201,16 @@ class _StepProgress:
             self.bar.close()
 
 
+def _codec_decoder(model, sampler_fallback: str | None) -> str:
+    """Which EnCodec decode ran, for the manifest."""
+    from .codec import unsupported_reason
+
+    if sampler_fallback is not None:
+        return "transformers (inside generate)"
+    reason = unsupported_reason(model.audio_encoder)
+    return "musicstems windowed" if reason is None else f"transformers ({reason})"
+
+
 class MusicGenBackend:
     """All stems of a song in one batched sampling loop, decoded in one batched codec call."""
 
@@ -264,6 +274,7 @@ class MusicGenBackend:
             "precision": loaded.precision, "sample_rate": loaded.sample_rate,
             "decoder_steps": max_new_tokens, "batch_size": len(stems),
             "sampler": "musicstems" if fallback is None else f"transformers generate ({fallback})",
+            "codec_decoder": _codec_decoder(model, fallback),
             # load_s is ~0 when the model came from the cache
             "load_s": round(start - load_start, 3), "generate_s": round(generate_s, 3),
             # the decoder loop alone: between the first and the last step
