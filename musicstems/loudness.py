@@ -186,11 +186,12 @@ def master(mix: np.ndarray, sample_rate: int, *, target_lufs: float = -14.0,
     peak = _true_peak_linear(out)
     if peak > ceiling:  # the limiter's smoothing can leave a hair over; never ship that
         out = (out * (ceiling / peak * 0.9999)).astype(np.float32)
+        peak = _true_peak_linear(out)
     output_lufs = integrated_lufs(out, sample_rate)
     return out, {
         "input_lufs": round(measured, 3), "applied_gain_db": round(gain_db, 3),
         "limited": limited, "output_lufs": None if output_lufs is None else round(output_lufs, 3),
-        "true_peak_dbtp": round_or_none(true_peak_dbtp(out)),
+        "true_peak_dbtp": round_or_none(gain_to_db(peak)),
         "sample_peak_dbfs": round_or_none(sample_peak_dbfs(out)), "skipped_reason": None,
     }
 

@@ -188,7 +188,10 @@ def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None) ->
     _notify(callback, "analyze")
     for name, audio in levelled.items():
         stem_entries[name]["analysis"] = analyze(audio, sample_rate)
-    mix_analysis = analyze(mastered, sample_rate)
+    # master measured its output's loudness and true peak already
+    mix_analysis = analyze(mastered, sample_rate, measured={
+        "integrated_lufs": master_report["output_lufs"],
+        "true_peak_dbtp": master_report["true_peak_dbtp"]})
     lap("analyze")
 
     for name, role in plan.roles.items():

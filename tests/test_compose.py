@@ -96,6 +96,10 @@ def test_prompts_and_manifest(tiny_song, tiny_model):
         assert entry["analysis"]["integrated_lufs"] == pytest.approx(-20.0, abs=0.5)
         assert entry["loudness"]["measured_lufs"] is not None
     assert manifest["mix"]["analysis"]["true_peak_dbtp"] <= -1.0
+    # The mix's analysis takes master's measurements: they must be what the mix measures.
+    from musicstems.analysis import analyze
+
+    assert manifest["mix"]["analysis"] == analyze(tiny_song.mix, tiny_song.sample_rate)
     assert set(manifest["timings_s"]) >= {"generate", "loudness", "mix"}
     assert set(tiny_song.report) == set(TINY_STEMS) | {"mix"}
 
