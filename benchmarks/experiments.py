@@ -41,21 +41,11 @@ def _best(fn, repeats: int = 5) -> float:
     return min(times)
 
 
-@contextlib.contextmanager
 def _packing_engine(name):
-    """Pack quantized weights for ``name``'s kernels (each packed weight runs its own engine's
-    kernel afterwards, whatever torch's process-wide setting is)."""
-    import torch
+    """Pack quantized weights for ``name``'s kernels (``None``: torch's current engine)."""
+    from musicstems.backends.precision import _packing_engine as engine
 
-    if name is None:
-        yield
-        return
-    previous = torch.backends.quantized.engine
-    torch.backends.quantized.engine = name
-    try:
-        yield
-    finally:
-        torch.backends.quantized.engine = previous
+    return contextlib.nullcontext() if name is None else engine(name)
 
 
 def linear(rows: int = 8) -> None:

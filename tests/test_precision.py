@@ -75,6 +75,33 @@ def test_int8_quantizes_the_decoder_layers_and_keeps_heads_and_encoder_float(tin
     assert loaded.kv_dtype == (torch.bfloat16 if features["bf16"] else None)
 
 
+@pytest.mark.parametrize("amx_int8", [True, False])
+def test_int8_packs_for_the_engine_its_cpu_gets_and_restores_torchs(tiny_model, monkeypatch,
+                                                                    amx_int8):
+    """oneDNN where the CPU has AMX-INT8 tiles, fbgemm elsewhere; torch's process-wide engine
+    setting is the user's again once the model is loaded, and both give finite audio."""
+    from musicstems import release_models
+
+    engines = torch.backends.quantized.supported_engines
+    if amx_int8 and "onednn" not in engines:
+        pytest.skip("this torch build has no oneDNN quantized engine")
+    features = {**prec.cpu_features(), "amx_int8": amx_int8}
+    monkeypatch.setattr(prec, "cpu_features", lambda: features)
+    expected = "onednn" if amx_int8 else "fbgemm"
+    assert prec.int8_engine(features) == expected
+    release_models()  # the cached model was packed under the real features
+    before = torch.backends.quantized.engine
+    try:
+        song = _song(tiny_model, precision="int8", device="cpu")
+    finally:
+        release_models()
+    assert torch.backends.quantized.engine == before
+    assert song.manifest["backend"]["recipe"]["decoder_linear"].endswith(", " + expected)
+    for audio in song.stems.values():
+        assert audio.shape == (1, SAMPLES) and np.isfinite(audio).all()
+        assert np.abs(audio).max() > 0
+
+
 def test_an_int8_layer_computes_the_float_product_to_int8_rounding():
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
