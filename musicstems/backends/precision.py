@@ -88,14 +88,14 @@ def resolve_precision(precision: str, device: str, *, bf16_supported: bool | Non
     overlap >= 0.95, EnCodec decode >= 30 dB SNR. Measured on musicgen-small, 4 stems x 10 s,
     2-core Xeon (AVX512-VNNI, AMX) -- ``python -m benchmarks``:
 
-    - CPU with AVX512-VNNI: ``"int8"`` (quantize_decoder_int8's recipe): the fastest, 34.5 s
-      against 36.5 s in bf16 and 90.3 s in fp32 (decoder step 56.2 / 60.0 / 164.7 ms); KL
-      0.0054, p99 0.012, top-250 0.977, codec 40.5 dB (musicgen-medium: KL 0.0077, p99 0.020).
+    - CPU with AVX512-VNNI: ``"int8"`` (quantize_decoder_int8's recipe): the fastest, 30.4 s
+      against 33.3 s in bf16 and 83.9 s in fp32 (decoder step 53.6 / 59.6 / 158.1 ms); KL
+      0.0056, p99 0.013, top-250 0.977, codec 39.8 dB (musicgen-medium: KL 0.0076, p99 0.019).
       torch's stock dynamic int8 (7-bit activations, int8 output heads) drifts 0.020 -- as much
       as temperature 1.10 -- and is not used; without VNNI int8 needs those 7 bits, so such
       CPUs get:
     - CPU with native bf16 (AVX512-BF16/AMX-BF16) but no VNNI: ``"bf16"`` (KL 0.0035, p99
-      0.0078, top-250 0.982, codec 40.5 dB).
+      0.0077, top-250 0.982, codec 39.8 dB).
     - Other CPUs: ``"fp32"``.
     - CUDA: ``"bf16"`` where the GPU supports it (Ampere and later), else ``"fp16"`` (KL
       0.0001, codec 58.3 dB; fp16's numerics measured on the CPU).
@@ -374,7 +374,7 @@ def quantize_decoder_int8(model, *, full_range: bool | None = None) -> dict:
     - The T5 text encoder (run once per song) stays fp32.
     - On CPUs that compute bf16 natively, the KV cache and the EnCodec decoder run in bf16: the
       cache is the other half of a step's memory traffic at 10 s and more, and the codec's bf16
-      decode is 25 % faster and needs half the memory (40.6 dB SNR; KL 0.0052 -> 0.0053).
+      decode is twice as fast (39.8 dB SNR; KL 0.0052 -> 0.0053).
 
     Returns
     -------
