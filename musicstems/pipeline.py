@@ -70,7 +70,8 @@ def compose(
         Length of the song in seconds; every stem and the mix are exactly
         ``round(duration_s * sample_rate)`` samples. MusicGen generates at most 30 s.
     seed : int in [0, 2**32), optional
-        Same inputs and seed give bit-identical audio on the same machine. When omitted one is
+        Same inputs and seed give bit-identical audio on the same machine with the same torch
+        thread count (``backend.threads`` in the manifest). When omitted one is
         drawn and recorded in the manifest.
     backend : {"musicgen", "sketch"}
         ``"musicgen"`` generates with the model; ``"sketch"`` renders a song offline from a
