@@ -102,6 +102,21 @@ def test_int8_packs_for_the_engine_its_cpu_gets_and_restores_torchs(tiny_model, 
         assert np.abs(audio).max() > 0
 
 
+def test_onednn_int8_only_where_its_second_copy_is_small_against_memory(monkeypatch):
+    if "onednn" not in torch.backends.quantized.supported_engines:
+        pytest.skip("this torch build has no oneDNN quantized engine")
+    amx = {"bf16": True, "vnni": True, "amx_int8": True}
+    gib = 2 ** 30
+    monkeypatch.setattr(prec, "physical_memory_bytes", lambda: 8 * gib)
+    assert prec.int8_engine(amx, int(0.4 * gib)) == "onednn"  # musicgen-small on 8 GB
+    assert prec.int8_engine(amx, int(1.6 * gib)) == "fbgemm"  # musicgen-medium on 8 GB
+    assert prec.int8_engine({**amx, "amx_int8": False}, 1) == "fbgemm"
+    monkeypatch.setattr(prec, "physical_memory_bytes", lambda: None)
+    assert prec.int8_engine(amx, 1) == "fbgemm"  # memory unknown: no second copy
+    monkeypatch.setattr(prec, "physical_memory_bytes", lambda: 16 * gib)
+    assert prec.int8_engine(amx, int(1.6 * gib)) == "onednn"
+
+
 def test_an_int8_layer_computes_the_float_product_to_int8_rounding():
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import platform
 import sys
 import warnings
@@ -192,20 +193,37 @@ def cpu_features() -> dict:
             "vnni": bool(caps.get("avx512_vnni")), "amx_int8": bool(caps.get("amx_int8"))}
 
 
-def int8_engine(features: dict) -> str:
-    """The engine int8 weights are packed for: oneDNN on CPUs with AMX-INT8 tiles, torch's
-    default (fbgemm) elsewhere.
+#: oneDNN's second int8 copy of the decoder must stay under this share of the machine's memory:
+#: musicgen-small's 0.4 GB on machines of 4 GB and more, musicgen-medium's 1.6 GB on 16 GB.
+_ONEDNN_MAX_MEMORY_SHARE = 0.1
+
+
+def physical_memory_bytes() -> int | None:
+    """The machine's physical memory (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # Windows, exotic platforms
+        return None
+
+
+def int8_engine(features: dict, int8_bytes: int = 0) -> str:
+    """The engine int8 weights of ``int8_bytes`` are packed for: oneDNN on CPUs with AMX-INT8
+    tiles where a second copy of them is small against the machine's memory, torch's default
+    (fbgemm) elsewhere.
 
     On AMX, oneDNN's int8 products are faster at a decoder step's 8 rows (musicgen-small: 48.9
     against 51.3 ms per step at 250 cached steps) with the same drift from fp32 (KL 0.0056
     against 0.0055), but its packed weights keep the original int8 tensor beside the blocked
-    one: the loaded model holds 0.5 GB more (docs/performance.md)."""
+    one: the loaded model holds that many bytes more (docs/performance.md). The choice depends
+    only on the machine, never on its load, so a seed gives the same song on it every time."""
     import torch
 
-    if features.get("amx_int8") and "onednn" in torch.backends.quantized.supported_engines:
+    engines = torch.backends.quantized.supported_engines
+    memory = physical_memory_bytes()
+    if (features.get("amx_int8") and "onednn" in engines and memory is not None
+            and int8_bytes <= _ONEDNN_MAX_MEMORY_SHARE * memory):
         return "onednn"
-    return "fbgemm" if "fbgemm" in torch.backends.quantized.supported_engines else (
-        torch.backends.quantized.engine)
+    return "fbgemm" if "fbgemm" in engines else torch.backends.quantized.engine
 
 
 @contextlib.contextmanager
@@ -364,8 +382,9 @@ def quantize_decoder_int8(model, *, full_range: bool | None = None) -> dict:
     - The decoder's Linear layers become int8, one decoder layer at a time: weights per output
       channel, activations quantized per call (``torch.ao.quantization.quantize_dynamic``) --
       to all 8 bits on CPUs with VNNI (``full_range``), else to torch's 7; packed for
-      :func:`int8_engine`'s kernels (oneDNN on CPUs with AMX-INT8, else fbgemm). The decoder is read
-      on every step, so it is where a CPU spends its memory bandwidth. Each layer's fp32 weights
+      :func:`int8_engine`'s kernels (oneDNN on CPUs with AMX-INT8 and memory to spare, else
+      fbgemm). The decoder is read on every step, so it is where a CPU spends its memory
+      bandwidth. Each layer's fp32 weights
       are dropped as soon as its int8 copy exists and their checkpoint pages are handed back to
       the kernel: no fp32 copy of the decoder stays resident.
     - The four output heads stay fp32: their error is amplified 3x by classifier-free guidance
@@ -389,7 +408,9 @@ def quantize_decoder_int8(model, *, full_range: bool | None = None) -> dict:
     full_range = features["vnni"] if full_range is None else full_range
     mapping = {torch.nn.Linear: _full_range_linear()} if full_range else None
     released = 0
-    engine = int8_engine(features)
+    linears = [m for m in model.decoder.model.decoder.modules() if type(m) is torch.nn.Linear]
+    engine = int8_engine(features, sum(m.weight.numel() for m in linears))
+    del linears
     with _quiet_ao_deprecation(), _packing_engine(engine):
         for block in model.decoder.model.decoder.layers:
             old = [m.weight for m in block.modules() if type(m) is torch.nn.Linear]
@@ -451,7 +472,6 @@ def release_checkpoint_pages(tensors) -> int:
     if not sys.platform.startswith("linux"):
         return 0
     import ctypes
-    import os
 
     tensors = [t for t in tensors if t is not None and t.device.type == "cpu"]
     if not tensors:
