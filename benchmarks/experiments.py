@@ -96,7 +96,8 @@ def linear(rows: int = 8) -> None:
     for name, mapping, engine in (
             ("torch.ao dynamic int8, 7-bit activations", None, None),
             ("torch.ao dynamic int8, 8-bit activations", full_range, None),
-            ("  the same, packed for oneDNN (AMX on this CPU)", full_range, "onednn")):
+            ("  the same, packed for oneDNN (musicstems' int8 with AMX)", full_range,
+             "onednn")):
         if engine is not None and engine not in torch.backends.quantized.supported_engines:
             continue
         with _quiet_ao_deprecation(), _packing_engine(engine):
