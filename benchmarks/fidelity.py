@@ -110,12 +110,12 @@ def _compare(ref, other, valid) -> dict:
 def _codec_snr(reference_model, model, frames: int, seed: int = 0) -> float:
     import torch
 
+    from musicstems.backends.decoding import decode_audio
+
     codebooks = reference_model.decoder.num_codebooks
     size = reference_model.config.audio_encoder.codebook_size
     codes = torch.randint(0, size, (1, 2, codebooks, frames),
                           generator=torch.Generator().manual_seed(seed))
-    from musicstems.backends.decoding import decode_audio
-
     # The reference is transformers' own fp32 decode; the other side decodes as compose does.
     with torch.inference_mode():
         ref = reference_model.audio_encoder.decode(codes, [None] * 2).audio_values.float()

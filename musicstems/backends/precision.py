@@ -95,11 +95,11 @@ def resolve_precision(precision: str, device: str, *, bf16_supported: bool | Non
       torch's stock dynamic int8 (7-bit activations, int8 output heads) drifts 0.020 -- as much
       as temperature 1.10 -- and is not used; without VNNI int8 needs those 7 bits, so such
       CPUs get:
-    - CPU with native bf16 (AVX512-BF16/AMX-BF16) but no VNNI: ``"bf16"`` (KL 0.0035, p99
+    - CPU with native bf16 (AVX512-BF16/AMX-BF16) but no VNNI: ``"bf16"`` (KL 0.0033, p99
       0.0077, top-250 0.982, codec 39.8 dB).
     - Other CPUs: ``"fp32"``.
     - CUDA: ``"bf16"`` where the GPU supports it (Ampere and later), else ``"fp16"`` (KL
-      0.0001, codec 58.3 dB; fp16's numerics measured on the CPU).
+      0.0001, codec 57.6 dB; fp16's numerics measured on the CPU).
     - MPS: ``"fp16"``.
 
     Parameters
@@ -384,9 +384,9 @@ def quantize_decoder_int8(model, *, full_range: bool | None = None) -> dict:
       to all 8 bits on CPUs with VNNI (``full_range``), else to torch's 7; packed for
       :func:`int8_engine`'s kernels (oneDNN on CPUs with AMX-INT8 and memory to spare, else
       fbgemm). The decoder is read on every step, so it is where a CPU spends its memory
-      bandwidth. Each layer's fp32 weights
-      are dropped as soon as its int8 copy exists and their checkpoint pages are handed back to
-      the kernel: no fp32 copy of the decoder stays resident.
+      bandwidth. Each layer's fp32 weights are dropped as soon as its int8 copy exists and their
+      checkpoint pages are handed back to the kernel: no fp32 copy of the decoder stays
+      resident.
     - The four output heads stay fp32: their error is amplified 3x by classifier-free guidance
       (they cost 2 % of a step's bytes; drift 0.0064 -> 0.0052). They are packed for oneDNN
       (:func:`pack_linears_onednn`): 2 ms of a 53 ms step.
