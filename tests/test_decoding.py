@@ -101,6 +101,51 @@ def test_the_loop_matches_generate_in_reduced_precision_too(tiny_model, precisio
     assert torch.equal(codes, expected)
 
 
+def test_int8_layers_through_torchscript_give_the_eager_song(tiny_model, monkeypatch):
+    """The scripted int8 layer is op for op the eager one: the same song, bit for bit, with the
+    bf16 cache and the skipped cross-attention rows of a real int8 song."""
+    from musicstems.backends import decoding
+    from musicstems.backends.musicgen import load_model
+
+    model = load_model(tiny_model, device="cpu", precision="int8", quiet=True).model
+    if decoding.layer_runner(model) != "torchscript":
+        pytest.skip("int8 here is not musicstems' 8-bit recipe (no VNNI) or TorchScript "
+                    "cannot compile: the eager loop runs, and the other tests cover it")
+
+    def song():
+        return compose(STEMS, duration_s=0.6, seed=5, model=tiny_model, align=False,
+                       progress=False, precision="int8")
+
+    # Logits first: a song can survive a small change of them (a random model's near-uniform
+    # draws rarely flip), the logits cannot.
+    loaded = load_model(tiny_model, device="cpu", precision="int8", quiet=True)
+    inputs = loaded.processor(text=PROMPTS, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        states, mask = decoding.encode_text(loaded.model, inputs["input_ids"],
+                                            inputs["attention_mask"], guided=True)
+        steps = []
+        for scripted in (True, False):
+            step = decoding.DecoderStep(loaded.model, 2 * len(PROMPTS), 8,
+                                        kv_dtype=loaded.kv_dtype)
+            assert step.scripted is not None
+            if not scripted:
+                step.scripted = None
+            step.set_encoder(states, mask)
+            assert step.text_rows == len(PROMPTS)  # the skipped rows are exercised
+            codes = torch.arange(2 * len(PROMPTS) * 4).view(-1, 4) % 64
+            steps.append([step(codes + t) for t in range(5)])
+    for ours, theirs in zip(*steps):
+        assert torch.equal(ours, theirs)
+
+    scripted = song()
+    assert scripted.manifest["backend"]["decoder_layers"] == "torchscript"
+    monkeypatch.setattr(decoding, "_scripted_int8_layer", lambda: None)
+    eager = song()
+    assert eager.manifest["backend"]["decoder_layers"] == "eager"
+    for name in STEMS:
+        np.testing.assert_array_equal(scripted.stems[name], eager.stems[name])
+
+
 def test_only_rows_with_text_go_through_cross_attention(loaded):
     from musicstems.backends.decoding import DecoderStep, encode_text
 

@@ -220,7 +220,8 @@ class MusicGenBackend:
                  ) -> Generated:
         import torch
 
-        from .decoding import SamplingSettings, decode_audio, sample_codes, unsupported_reason
+        from .decoding import (SamplingSettings, decode_audio, layer_runner, sample_codes,
+                               unsupported_reason)
 
         load_start = time.perf_counter()
         loaded = load_model(settings.model, device=settings.device,
@@ -275,6 +276,7 @@ class MusicGenBackend:
             "decoder_steps": max_new_tokens, "batch_size": len(stems),
             "sampler": "musicstems" if fallback is None else f"transformers generate ({fallback})",
             "codec_decoder": _codec_decoder(model, fallback),
+            "decoder_layers": layer_runner(model) if fallback is None else "transformers",
             # load_s is ~0 when the model came from the cache
             "load_s": round(start - load_start, 3), "generate_s": round(generate_s, 3),
             # the decoder loop alone: between the first and the last step
