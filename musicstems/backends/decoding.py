@@ -133,7 +133,10 @@ def _int8_layer_args(layer) -> tuple | None:
     linears = [attn.q_proj, attn.k_proj, attn.v_proj, attn.out_proj, cross.q_proj,
                cross.out_proj, layer.fc1, layer.fc2]
     norms = [layer.self_attn_layer_norm, layer.encoder_attn_layer_norm, layer.final_layer_norm]
-    full_range = _full_range_linear()
+    try:
+        full_range = _full_range_linear()
+    except ImportError:  # a torch without torch.ao quantization: no int8 layers either
+        return None
     if not all(type(m) is full_range for m in linears):
         return None
     if not all(isinstance(n, torch.nn.LayerNorm) and n.weight is not None
@@ -148,10 +151,9 @@ def layer_runner(model) -> str:
     """How :class:`DecoderStep` runs ``model``'s decoder layers: ``"torchscript"`` (the int8
     recipe, where TorchScript compiles) or ``"eager"``."""
     layers = model.decoder.model.decoder.layers
-    if _scripted_int8_layer() is None or any(_int8_layer_args(layer) is None
-                                              for layer in layers):
+    if any(_int8_layer_args(layer) is None for layer in layers):
         return "eager"
-    return "torchscript"
+    return "eager" if _scripted_int8_layer() is None else "torchscript"
 
 
 class DecoderStep:
