@@ -147,13 +147,25 @@ def _int8_layer_args(layer) -> tuple | None:
             [m._packed_params._packed_params for m in linears])
 
 
+def _scripted_layers(layers) -> list[tuple] | None:
+    """Per layer, the scripted function and its static arguments (the attention scales last),
+    or None when the layers run eagerly: not all int8 as :func:`_int8_layer_args` wants, or
+    TorchScript cannot compile."""
+    args = [_int8_layer_args(layer) for layer in layers]
+    if any(a is None for a in args):
+        return None
+    scripted = _scripted_int8_layer()
+    if scripted is None:
+        return None
+    return [(scripted, a, (float(layer.self_attn.scaling), float(layer.encoder_attn.scaling)))
+            for layer, a in zip(layers, args)]
+
+
 def layer_runner(model) -> str:
     """How :class:`DecoderStep` runs ``model``'s decoder layers: ``"torchscript"`` (the int8
     recipe, where TorchScript compiles) or ``"eager"``."""
-    layers = model.decoder.model.decoder.layers
-    if any(_int8_layer_args(layer) is None for layer in layers):
-        return "eager"
-    return "eager" if _scripted_int8_layer() is None else "torchscript"
+    scripted = _scripted_layers(model.decoder.model.decoder.layers)
+    return "eager" if scripted is None else "torchscript"
 
 
 class DecoderStep:
@@ -186,12 +198,7 @@ class DecoderStep:
         self.length = 0
         # The int8 recipe's layers run through TorchScript when it compiles (~6 ms of Python
         # per step saved at musicgen-small, the same numbers); everything else eagerly.
-        self.scripted = None
-        if layer_runner(model) == "torchscript":
-            self.scripted = _scripted_int8_layer()
-            self.scripted_args = [_int8_layer_args(layer) for layer in self.layers]
-            self.scripted_scales = [(float(layer.self_attn.scaling),
-                                     float(layer.encoder_attn.scaling)) for layer in self.layers]
+        self.scripted = _scripted_layers(self.layers)
         self.text_rows = rows  # rows that attend to text (set_encoder may skip the rest)
         self.cross: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.cross_mask = None
@@ -223,6 +230,38 @@ class DecoderStep:
         rows = x.shape[0]
         return x.view(rows, 1, self.num_heads, self.head_dim).transpose(1, 2)
 
+    def _eager_layer(self, i: int, layer, hidden: torch.Tensor, end: int) -> torch.Tensor:
+        """Decoder layer ``i`` for one step, through the model's own modules."""
+        rows = hidden.shape[0]
+        attn = layer.self_attn
+        x = layer.self_attn_layer_norm(hidden)
+        q = self._split(attn.q_proj(x))
+        keys, values = self.keys[i], self.values[i]
+        keys[:, :, self.length:end].copy_(self._split(attn.k_proj(x)))
+        values[:, :, self.length:end].copy_(self._split(attn.v_proj(x)))
+        k, v = keys[:, :, :end], values[:, :, :end]
+        out = F.scaled_dot_product_attention(q.to(k.dtype), k, v, scale=attn.scaling)
+        out = out.to(q.dtype)
+        hidden = hidden + attn.out_proj(out.transpose(1, 2).reshape(rows, 1, -1))
+
+        cross = layer.encoder_attn
+        x = layer.encoder_attn_layer_norm(hidden)
+        q = self._split(cross.q_proj(x))
+        k, v = self.cross[i]
+        n = self.text_rows
+        if n == rows:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=self.cross_mask,
+                                                 scale=cross.scaling)
+        else:
+            out = q.new_zeros(q.shape)
+            out[:n] = F.scaled_dot_product_attention(q[:n], k, v, attn_mask=self.cross_mask,
+                                                     scale=cross.scaling)
+        hidden = hidden + cross.out_proj(out.transpose(1, 2).reshape(rows, 1, -1))
+
+        x = layer.final_layer_norm(hidden)
+        hidden = hidden + layer.fc2(F.gelu(layer.fc1(x)))
+        return hidden
+
     def __call__(self, codes: torch.Tensor) -> torch.Tensor:
         """``codes``: (rows, codebooks) of the last step; returns logits (rows * codebooks,
         vocab) in float32, the layout ``generate`` samples from."""
@@ -235,40 +274,14 @@ class DecoderStep:
         hidden = (hidden + positions)[:, None, :]  # (rows, 1, width)
         end = self.length + 1
         if self.scripted is not None:
-            for i, args in enumerate(self.scripted_args):
+            for i, (layer_fn, args, scales) in enumerate(self.scripted):
                 k, v = self.cross[i]
-                hidden = self.scripted(
-                    hidden, *args, self.keys[i], self.values[i], self.length, k, v,
-                    self.cross_mask, self.text_rows, self.num_heads, self.head_dim,
-                    *self.scripted_scales[i])
-        for i, layer in enumerate(self.layers if self.scripted is None else ()):
-            attn = layer.self_attn
-            x = layer.self_attn_layer_norm(hidden)
-            q = self._split(attn.q_proj(x))
-            keys, values = self.keys[i], self.values[i]
-            keys[:, :, self.length:end].copy_(self._split(attn.k_proj(x)))
-            values[:, :, self.length:end].copy_(self._split(attn.v_proj(x)))
-            k, v = keys[:, :, :end], values[:, :, :end]
-            out = F.scaled_dot_product_attention(q.to(k.dtype), k, v, scale=attn.scaling)
-            out = out.to(q.dtype)
-            hidden = hidden + attn.out_proj(out.transpose(1, 2).reshape(rows, 1, -1))
-
-            cross = layer.encoder_attn
-            x = layer.encoder_attn_layer_norm(hidden)
-            q = self._split(cross.q_proj(x))
-            k, v = self.cross[i]
-            n = self.text_rows
-            if n == rows:
-                out = F.scaled_dot_product_attention(q, k, v, attn_mask=self.cross_mask,
-                                                     scale=cross.scaling)
-            else:
-                out = q.new_zeros(q.shape)
-                out[:n] = F.scaled_dot_product_attention(q[:n], k, v, attn_mask=self.cross_mask,
-                                                         scale=cross.scaling)
-            hidden = hidden + cross.out_proj(out.transpose(1, 2).reshape(rows, 1, -1))
-
-            x = layer.final_layer_norm(hidden)
-            hidden = hidden + layer.fc2(F.gelu(layer.fc1(x)))
+                hidden = layer_fn(hidden, *args, self.keys[i], self.values[i], self.length, k, v,
+                                  self.cross_mask, self.text_rows, self.num_heads,
+                                  self.head_dim, *scales)
+        else:
+            for i, layer in enumerate(self.layers):
+                hidden = self._eager_layer(i, layer, hidden, end)
         self.length = end
         hidden = decoder.layer_norm(hidden)
         logits = torch.stack([head(hidden) for head in self.heads], dim=1)
