@@ -133,6 +133,31 @@ def test_an_int8_layer_computes_the_float_product_to_int8_rounding():
     assert 0 < float(error) < 0.015  # 8-bit activations: ~0.009 on random data
 
 
+@pytest.mark.parametrize("engine", ["fbgemm", "onednn"])
+@pytest.mark.parametrize("bias", [False, True])
+def test_fused_int8_linears_give_each_products_numbers_exactly(engine, bias):
+    """The query, key and value weights packed as one product (``fuse_int8_linears``) give
+    the three products' outputs bit for bit, in order, on either engine."""
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    if engine not in torch.backends.quantized.supported_engines:
+        pytest.skip(f"this torch build has no {engine} quantized engine")
+    torch.manual_seed(0)
+    block = torch.nn.Sequential(*(torch.nn.Linear(256, width, bias=bias)
+                                  for width in (256, 128, 256)))
+    with torch.inference_mode(), prec._quiet_ao_deprecation(), prec._packing_engine(engine):
+        quantize_dynamic(block, {torch.nn.Linear: per_channel_dynamic_qconfig},
+                         dtype=torch.qint8, mapping={torch.nn.Linear: prec._full_range_linear()},
+                         inplace=True)
+        fused = prec.fuse_int8_linears(list(block))
+    x = torch.randn(8, 1, 256) * 3
+    with torch.inference_mode():
+        expected = torch.cat([linear(x) for linear in block], dim=-1)
+        out = torch.ops.quantized.linear_dynamic(x, fused, False)
+    assert out.shape == (8, 1, 640)
+    assert torch.equal(out, expected)
+
+
 def test_bf16_runs_the_whole_model_in_bf16(tiny_model):
     from musicstems.backends.musicgen import load_model
 

@@ -71,27 +71,29 @@ def _int8_layer(hidden: torch.Tensor, norm1: List[torch.Tensor], norm2: List[tor
                 keys: torch.Tensor, values: torch.Tensor, length: int, cross_keys: torch.Tensor,
                 cross_values: torch.Tensor, cross_mask: Optional[torch.Tensor], text_rows: int,
                 heads: int, head_dim: int, scale: float, cross_scale: float) -> torch.Tensor:
-    """One decoder layer of :class:`DecoderStep` for the int8 recipe, op for op what the eager
-    loop runs (``linears``: q, k, v, out, cross q, cross out, fc1, fc2, packed for 8-bit
-    activations). Run through TorchScript: the same kernels without Python between them."""
+    """One decoder layer of :class:`DecoderStep` for the int8 recipe: the eager loop's
+    arithmetic, with the query, key and value projections as one product (``linears``: q|k|v
+    fused, out, cross q, cross out, fc1, fc2, packed for 8-bit activations; the fused product
+    gives the three products' numbers exactly). Run through TorchScript: the same kernels
+    without Python between them."""
     rows = hidden.shape[0]
     width = hidden.shape[2]
     x = F.layer_norm(hidden, [width], norm1[0], norm1[1], eps[0])
-    q = torch.ops.quantized.linear_dynamic(x, linears[0], False)
-    q = q.view(rows, 1, heads, head_dim).transpose(1, 2)
+    qkv = torch.ops.quantized.linear_dynamic(x, linears[0], False)
+    q = qkv.narrow(2, 0, width).view(rows, 1, heads, head_dim).transpose(1, 2)
     end = length + 1
-    k = torch.ops.quantized.linear_dynamic(x, linears[1], False)
-    keys[:, :, length:end].copy_(k.view(rows, 1, heads, head_dim).transpose(1, 2))
-    v = torch.ops.quantized.linear_dynamic(x, linears[2], False)
-    values[:, :, length:end].copy_(v.view(rows, 1, heads, head_dim).transpose(1, 2))
+    k = qkv.narrow(2, width, width).view(rows, 1, heads, head_dim).transpose(1, 2)
+    keys[:, :, length:end].copy_(k)
+    v = qkv.narrow(2, 2 * width, width).view(rows, 1, heads, head_dim).transpose(1, 2)
+    values[:, :, length:end].copy_(v)
     k = keys[:, :, :end]
     v = values[:, :, :end]
     out = F.scaled_dot_product_attention(q.to(k.dtype), k, v, scale=scale).to(q.dtype)
     out = out.transpose(1, 2).reshape(rows, 1, -1)
-    hidden = hidden + torch.ops.quantized.linear_dynamic(out, linears[3], False)
+    hidden = hidden + torch.ops.quantized.linear_dynamic(out, linears[1], False)
 
     x = F.layer_norm(hidden, [width], norm2[0], norm2[1], eps[1])
-    q = torch.ops.quantized.linear_dynamic(x, linears[4], False)
+    q = torch.ops.quantized.linear_dynamic(x, linears[2], False)
     q = q.view(rows, 1, heads, head_dim).transpose(1, 2)
     if text_rows == rows:
         out = F.scaled_dot_product_attention(q, cross_keys, cross_values, attn_mask=cross_mask,
@@ -101,11 +103,11 @@ def _int8_layer(hidden: torch.Tensor, norm1: List[torch.Tensor], norm2: List[tor
         out[:text_rows] = F.scaled_dot_product_attention(
             q[:text_rows], cross_keys, cross_values, attn_mask=cross_mask, scale=cross_scale)
     out = out.transpose(1, 2).reshape(rows, 1, -1)
-    hidden = hidden + torch.ops.quantized.linear_dynamic(out, linears[5], False)
+    hidden = hidden + torch.ops.quantized.linear_dynamic(out, linears[3], False)
 
     x = F.layer_norm(hidden, [width], norm3[0], norm3[1], eps[2])
-    inner = F.gelu(torch.ops.quantized.linear_dynamic(x, linears[6], False))
-    return hidden + torch.ops.quantized.linear_dynamic(inner, linears[7], False)
+    inner = F.gelu(torch.ops.quantized.linear_dynamic(x, linears[4], False))
+    return hidden + torch.ops.quantized.linear_dynamic(inner, linears[5], False)
 
 
 @functools.lru_cache(maxsize=1)
@@ -126,25 +128,27 @@ def _scripted_int8_layer():
 
 def _int8_layer_args(layer) -> tuple | None:
     """The static arguments of :func:`_int8_layer` for ``layer``, or None when its Linear
-    layers are not all musicstems' 8-bit dynamic int8 ones."""
+    layers are not all musicstems' 8-bit dynamic int8 ones with the fused query, key and value
+    product (``precision.quantize_decoder_int8``)."""
     from .precision import _full_range_linear
 
     attn, cross = layer.self_attn, layer.encoder_attn
-    linears = [attn.q_proj, attn.k_proj, attn.v_proj, attn.out_proj, cross.q_proj,
+    modules = [attn.q_proj, attn.k_proj, attn.v_proj, attn.out_proj, cross.q_proj,
                cross.out_proj, layer.fc1, layer.fc2]
     norms = [layer.self_attn_layer_norm, layer.encoder_attn_layer_norm, layer.final_layer_norm]
     try:
         full_range = _full_range_linear()
     except ImportError:  # a torch without torch.ao quantization: no int8 layers either
         return None
-    if not all(type(m) is full_range for m in linears):
+    qkv = getattr(attn, "musicstems_qkv_int8", None)
+    if qkv is None or not all(type(m) is full_range for m in modules):
         return None
     if not all(isinstance(n, torch.nn.LayerNorm) and n.weight is not None
                and n.bias is not None for n in norms):
         return None
     return ([norms[0].weight, norms[0].bias], [norms[1].weight, norms[1].bias],
             [norms[2].weight, norms[2].bias], [float(n.eps) for n in norms],
-            [m._packed_params._packed_params for m in linears])
+            [qkv] + [m._packed_params._packed_params for m in modules[3:]])
 
 
 def _scripted_layers(layers) -> list[tuple] | None:
