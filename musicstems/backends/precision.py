@@ -435,7 +435,12 @@ def quantize_decoder_int8(model, *, full_range: bool | None = None) -> dict:
     mapping = {torch.nn.Linear: _full_range_linear()} if full_range else None
     released = 0
     linears = [m for m in model.decoder.model.decoder.modules() if type(m) is torch.nn.Linear]
-    engine = int8_engine(features, sum(m.weight.numel() for m in linears))
+    int8_bytes = sum(m.weight.numel() for m in linears)
+    if full_range:  # the fused query, key and value weights are int8 bytes too
+        int8_bytes += sum(getattr(block.self_attn, name).weight.numel()
+                          for block in model.decoder.model.decoder.layers
+                          for name in ("q_proj", "k_proj", "v_proj"))
+    engine = int8_engine(features, int8_bytes)
     del linears
     with _quiet_ao_deprecation(), _packing_engine(engine):
         for block in model.decoder.model.decoder.layers:
