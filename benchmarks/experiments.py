@@ -48,6 +48,31 @@ def _packing_engine(name):
     return contextlib.nullcontext() if name is None else engine(name)
 
 
+def _fused_qkv(stack, engine):
+    """``linear``'s int8 stack with each layer's first three products (q, k, v) packed as one
+    (``fuse_int8_linears``, as ``quantize_decoder_int8`` does), and the input widths."""
+    import torch
+
+    from musicstems.backends.precision import fuse_int8_linears
+
+    class Fused(torch.nn.Module):
+        def __init__(self, packed):
+            super().__init__()
+            self.packed = packed
+
+        def forward(self, x):
+            return torch.ops.quantized.linear_dynamic(x, self.packed, False)
+
+    fused, widths = torch.nn.ModuleList(), []
+    for start in range(0, len(stack), 8):
+        layer = list(stack[start:start + 8])
+        with _packing_engine(engine):
+            fused.append(Fused(fuse_int8_linears(layer[:3])))
+        fused.extend(layer[3:])
+        widths += [1024] * 5 + [4096]
+    return fused, widths
+
+
 def linear(rows: int = 8) -> None:
     import torch
 
@@ -63,13 +88,13 @@ def linear(rows: int = 8) -> None:
     widths = [layer.in_features for layer in layers]
     weights = sum(layer.weight.numel() for layer in layers)
 
-    def report(name, stack, dtype, bytes_per_weight, compiled=False):
+    def report(name, stack, dtype, bytes_per_weight, compiled=False, stack_widths=None):
         xs = {w: torch.randn(rows, w, dtype=dtype) for w in (1024, 4096)}
 
         def step():
             total = 0.0
             with torch.no_grad():  # not inference_mode: torch.compile refuses its tensors
-                for layer, width in zip(stack, widths):
+                for layer, width in zip(stack, stack_widths or widths):
                     total = total + layer(xs[width])[:, 0]  # used: the compiler keeps it
             return total
         if compiled:
@@ -105,6 +130,10 @@ def linear(rows: int = 8) -> None:
                                      {torch.nn.Linear: per_channel_dynamic_qconfig},
                                      dtype=torch.qint8, mapping=mapping)
         report(name, stack, torch.float32, 1)
+        if engine is not None:
+            fused, fused_widths = _fused_qkv(stack, engine)
+            report("  the same, q|k|v as one product (musicstems' int8)", fused,
+                   torch.float32, 1, stack_widths=fused_widths)
     # torch's own CPU kernels for weight-only quantization (the ones gpt-fast and torchao's
     # CPU layouts call): int8 weights per channel and int4 weights in groups, bf16 activations
     class WeightOnlyInt8(torch.nn.Module):
