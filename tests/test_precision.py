@@ -63,8 +63,12 @@ def test_int8_quantizes_the_decoder_layers_and_keeps_heads_and_encoder_float(tin
     loaded = load_model(tiny_model, device="cpu", precision="int8", quiet=True)
     model = loaded.model
     layer = model.decoder.model.decoder.layers[0]
-    for linear in (layer.self_attn.q_proj, layer.encoder_attn.out_proj, layer.fc1, layer.fc2):
+    for linear in (layer.self_attn.out_proj, layer.encoder_attn.out_proj, layer.fc1, layer.fc2):
         assert isinstance(linear, DynamicLinear)
+    if prec.cpu_features()["vnni"]:  # 8-bit activations: q, k and v fused into one product
+        assert type(layer.self_attn.q_proj) is prec._fused_slice_linear()
+    else:
+        assert isinstance(layer.self_attn.q_proj, DynamicLinear)
     for head in model.decoder.lm_heads:  # fp32, packed for oneDNN where torch can
         weight = head.packed if hasattr(head, "packed") else head.weight
         assert weight.dtype == torch.float32
@@ -158,6 +162,37 @@ def test_fused_int8_linears_give_each_products_numbers_exactly(engine, bias):
     assert torch.equal(out, expected)
 
 
+def test_int8_query_key_value_give_each_projections_own_numbers(tiny_model):
+    """The loaded int8 model's query, key and value modules -- column slices of one fused
+    product, with no weights of their own -- give, bit for bit, what each projection gives
+    quantized on its own from the fp32 checkpoint, with the same engine."""
+    import copy
+
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    from musicstems.backends.musicgen import load_model
+
+    if not prec.cpu_features()["vnni"]:
+        pytest.skip("without VNNI int8 keeps torch's 7-bit activations and fuses nothing")
+    loaded = load_model(tiny_model, device="cpu", precision="int8", quiet=True)
+    engine = loaded.recipe["decoder_linear"].rsplit(", ", 1)[-1]
+    fp32 = load_model(tiny_model, device="cpu", precision="fp32", quiet=True).model
+    for index in (0, -1):
+        attn = loaded.model.decoder.model.decoder.layers[index].self_attn
+        reference = fp32.decoder.model.decoder.layers[index].self_attn
+        assert not list(attn.q_proj.parameters()) and not list(attn.q_proj.buffers())
+        x = torch.randn(8, 1, reference.q_proj.in_features) * 2
+        for name in ("q_proj", "k_proj", "v_proj"):
+            alone = torch.nn.Sequential(copy.deepcopy(getattr(reference, name)))
+            with prec._quiet_ao_deprecation(), prec._packing_engine(engine):
+                quantize_dynamic(alone, {torch.nn.Linear: per_channel_dynamic_qconfig},
+                                 dtype=torch.qint8,
+                                 mapping={torch.nn.Linear: prec._full_range_linear()},
+                                 inplace=True)
+            with torch.inference_mode():
+                assert torch.equal(getattr(attn, name)(x), alone(x)), name
+
+
 def test_bf16_runs_the_whole_model_in_bf16(tiny_model):
     from musicstems.backends.musicgen import load_model
 
@@ -216,8 +251,13 @@ def test_a_packed_model_refuses_to_be_saved_rather_than_lose_weights(tiny_model,
     if not prec._onednn_packing_works(torch.float32):
         pytest.skip("this torch/CPU cannot pack weights for oneDNN: nothing is packed")
     model = load_model(tiny_model, device="cpu", precision="int8", quiet=True).model
-    with pytest.raises(MusicStemsError, match=r"lm_heads\.0.*precision='fp32'"):
+    # the first module that cannot be saved is named: a fused int8 projection (CPUs with
+    # VNNI) or else a packed output head
+    first = r"layers\.0\.self_attn\.[qkv]_proj" if prec.cpu_features()["vnni"] else r"lm_heads\.0"
+    with pytest.raises(MusicStemsError, match=first + r".*precision='fp32'"):
         model.decoder.state_dict()
+    with pytest.raises(MusicStemsError, match=r"lm_heads\.0.*precision='fp32'"):
+        model.decoder.lm_heads.state_dict(prefix="lm_heads.")
     with pytest.raises(MusicStemsError, match="cannot be saved"):
         model.save_pretrained(tmp_path / "copy")
     assert not (tmp_path / "copy" / "model.safetensors").exists()

@@ -71,11 +71,10 @@ def _int8_layer(hidden: torch.Tensor, norm1: List[torch.Tensor], norm2: List[tor
                 keys: torch.Tensor, values: torch.Tensor, length: int, cross_keys: torch.Tensor,
                 cross_values: torch.Tensor, cross_mask: Optional[torch.Tensor], text_rows: int,
                 heads: int, head_dim: int, scale: float, cross_scale: float) -> torch.Tensor:
-    """One decoder layer of :class:`DecoderStep` for the int8 recipe: the eager loop's
-    arithmetic, with the query, key and value projections as one product (``linears``: q|k|v
-    fused, out, cross q, cross out, fc1, fc2, packed for 8-bit activations; the fused product
-    gives the three products' numbers exactly). Run through TorchScript: the same kernels
-    without Python between them."""
+    """One decoder layer of :class:`DecoderStep` for the int8 recipe, op for op what the eager
+    loop runs (``linears``: the fused query|key|value product, out, cross q, cross out, fc1,
+    fc2, packed for 8-bit activations). Run through TorchScript: the same kernels without
+    Python between them."""
     rows = hidden.shape[0]
     width = hidden.shape[2]
     x = F.layer_norm(hidden, [width], norm1[0], norm1[1], eps[0])
@@ -133,8 +132,7 @@ def _int8_layer_args(layer) -> tuple | None:
     from .precision import _full_range_linear
 
     attn, cross = layer.self_attn, layer.encoder_attn
-    modules = [attn.q_proj, attn.k_proj, attn.v_proj, attn.out_proj, cross.q_proj,
-               cross.out_proj, layer.fc1, layer.fc2]
+    modules = [attn.out_proj, cross.q_proj, cross.out_proj, layer.fc1, layer.fc2]
     norms = [layer.self_attn_layer_norm, layer.encoder_attn_layer_norm, layer.final_layer_norm]
     try:
         full_range = _full_range_linear()
@@ -148,7 +146,7 @@ def _int8_layer_args(layer) -> tuple | None:
         return None
     return ([norms[0].weight, norms[0].bias], [norms[1].weight, norms[1].bias],
             [norms[2].weight, norms[2].bias], [float(n.eps) for n in norms],
-            [qkv] + [m._packed_params._packed_params for m in modules[3:]])
+            [qkv] + [m._packed_params._packed_params for m in modules])
 
 
 def _scripted_layers(layers) -> list[tuple] | None:
@@ -234,15 +232,26 @@ class DecoderStep:
         rows = x.shape[0]
         return x.view(rows, 1, self.num_heads, self.head_dim).transpose(1, 2)
 
+    @staticmethod
+    def _projections(attn, x: torch.Tensor) -> tuple:
+        """Query, key and value of ``x``: one product where the int8 recipe fused them
+        (``precision.fuse_int8_linears``), else the model's three modules."""
+        fused = getattr(attn, "musicstems_qkv_int8", None)
+        if fused is None:
+            return attn.q_proj(x), attn.k_proj(x), attn.v_proj(x)
+        widths = [attn.q_proj.out_features, attn.k_proj.out_features, attn.v_proj.out_features]
+        return torch.ops.quantized.linear_dynamic(x, fused, False).split(widths, dim=-1)
+
     def _eager_layer(self, i: int, layer, hidden: torch.Tensor, end: int) -> torch.Tensor:
         """Decoder layer ``i`` for one step, through the model's own modules."""
         rows = hidden.shape[0]
         attn = layer.self_attn
         x = layer.self_attn_layer_norm(hidden)
-        q = self._split(attn.q_proj(x))
+        q, k, v = self._projections(attn, x)
+        q = self._split(q)
         keys, values = self.keys[i], self.values[i]
-        keys[:, :, self.length:end].copy_(self._split(attn.k_proj(x)))
-        values[:, :, self.length:end].copy_(self._split(attn.v_proj(x)))
+        keys[:, :, self.length:end].copy_(self._split(k))
+        values[:, :, self.length:end].copy_(self._split(v))
         k, v = keys[:, :, :end], values[:, :, :end]
         out = F.scaled_dot_product_attention(q.to(k.dtype), k, v, scale=attn.scaling)
         out = out.to(q.dtype)

@@ -398,6 +398,54 @@ def fuse_int8_linears(linears):
     return torch.ops.quantized.linear_prepack(weight, bias)
 
 
+@functools.lru_cache(maxsize=1)
+def _fused_slice_linear():
+    """One of a layer's query, key and value projections, once their int8 weights are packed as
+    one product (:func:`_fuse_query_key_value`): its columns of that product."""
+    import torch
+
+    class FusedInt8Slice(torch.nn.Module):
+        def __init__(self, packed, start: int, out_features: int, in_features: int):
+            super().__init__()
+            self.packed = packed  # a plain attribute: the product shared with its siblings
+            self.start = start
+            self.out_features = out_features
+            self.in_features = in_features
+
+        def forward(self, x):
+            # Only transformers' generate calls q_proj, k_proj and v_proj one by one, and so
+            # computes the product three times; musicstems' loop computes it once.
+            out = torch.ops.quantized.linear_dynamic(x, self.packed, False)
+            return out.narrow(-1, self.start, self.out_features).contiguous().to(x.dtype)
+
+        def extra_repr(self) -> str:
+            return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                    f"columns {self.start}..{self.start + self.out_features} of a fused int8 "
+                    "product")
+
+        def _save_to_state_dict(self, destination, prefix, keep_vars):
+            raise MusicStemsError(
+                f"{prefix.rstrip('.') or 'this layer'} is part of an int8 product fused by "
+                "musicstems' int8 CPU recipe, which cannot be saved; load the model with "
+                "precision='fp32' to save it.")
+
+    return FusedInt8Slice
+
+
+def _fuse_query_key_value(attn) -> None:
+    """Pack ``attn``'s int8 query, key and value weights as one product
+    (:func:`fuse_int8_linears`), kept as ``attn.musicstems_qkv_int8``, and make the three
+    projections its column slices: the same numbers, and no second copy of the weights."""
+    projections = [attn.q_proj, attn.k_proj, attn.v_proj]
+    fused = fuse_int8_linears(projections)
+    attn.musicstems_qkv_int8 = fused
+    slice_class = _fused_slice_linear()
+    start = 0
+    for name, linear in zip(("q_proj", "k_proj", "v_proj"), projections):
+        setattr(attn, name, slice_class(fused, start, linear.out_features, linear.in_features))
+        start += linear.out_features
+
+
 def quantize_decoder_int8(model, *, full_range: bool | None = None) -> dict:
     """The ``"int8"`` recipe, in place, on a model loaded in fp32 on the CPU.
 
@@ -409,10 +457,10 @@ def quantize_decoder_int8(model, *, full_range: bool | None = None) -> dict:
       bandwidth. Each layer's fp32 weights are dropped as soon as its int8 copy exists and their
       checkpoint pages are handed back to the kernel: no fp32 copy of the decoder stays
       resident.
-    - With 8-bit activations, each layer's query, key and value weights are also packed as
-      one product (:func:`fuse_int8_linears`, the same numbers) for
-      :class:`~musicstems.backends.decoding.DecoderStep`; the model's own modules keep theirs,
-      for transformers' ``generate``. That second copy is 4.5 % of the decoder's int8 bytes.
+    - With 8-bit activations, each layer's query, key and value weights are packed as one
+      product (:func:`fuse_int8_linears`, the same numbers), which
+      :class:`~musicstems.backends.decoding.DecoderStep` computes once per layer; the three
+      projection modules become its column slices (for transformers' ``generate``).
     - The four output heads stay fp32: their error is amplified 3x by classifier-free guidance
       (they cost 2 % of a step's bytes; drift 0.0064 -> 0.0052). They are packed for oneDNN
       (:func:`pack_linears_onednn`): 2 ms of a 53 ms step.
@@ -436,10 +484,6 @@ def quantize_decoder_int8(model, *, full_range: bool | None = None) -> dict:
     released = 0
     linears = [m for m in model.decoder.model.decoder.modules() if type(m) is torch.nn.Linear]
     int8_bytes = sum(m.weight.numel() for m in linears)
-    if full_range:  # the fused query, key and value weights are int8 bytes too
-        int8_bytes += sum(getattr(block.self_attn, name).weight.numel()
-                          for block in model.decoder.model.decoder.layers
-                          for name in ("q_proj", "k_proj", "v_proj"))
     engine = int8_engine(features, int8_bytes)
     del linears
     with _quiet_ao_deprecation(), _packing_engine(engine):
@@ -450,9 +494,7 @@ def quantize_decoder_int8(model, *, full_range: bool | None = None) -> dict:
             released += release_checkpoint_pages(old)
             del old
             if full_range:
-                attn = block.self_attn
-                attn.musicstems_qkv_int8 = fuse_int8_linears(
-                    [attn.q_proj, attn.k_proj, attn.v_proj])
+                _fuse_query_key_value(block.self_attn)
     heads_packed = pack_linears_onednn(model.decoder.lm_heads)
     # The KV cache in bf16 where the CPU computes it natively (decoding.DecoderStep casts the
     # queries to it); on other CPUs bf16 is emulated and slower than fp32.
