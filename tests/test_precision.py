@@ -67,6 +67,7 @@ def test_int8_quantizes_the_decoder_layers_and_keeps_heads_and_encoder_float(tin
         assert isinstance(linear, DynamicLinear)
     if prec.cpu_features()["vnni"]:  # 8-bit activations: q, k and v fused into one product
         assert type(layer.self_attn.q_proj) is prec._fused_slice_linear()
+        assert "q|k|v as one product" in loaded.recipe["decoder_linear"]
     else:
         assert isinstance(layer.self_attn.q_proj, DynamicLinear)
     for head in model.decoder.lm_heads:  # fp32, packed for oneDNN where torch can

@@ -508,7 +508,8 @@ def quantize_decoder_int8(model, *, full_range: bool | None = None) -> dict:
         del old
     return {"kv_dtype": kv_dtype,
             "recipe": {"decoder_linear": "int8 per-channel, dynamic activations "
-                                         + ("8-bit" if full_range else "7-bit")
+                                         + ("8-bit, q|k|v as one product" if full_range
+                                            else "7-bit")
                                          + f", {engine}",
                        "output_heads": "fp32" + (", packed for oneDNN" if heads_packed
                                                  else ""),
