@@ -243,7 +243,8 @@ class DecoderStep:
         return torch.ops.quantized.linear_dynamic(x, fused, False).split(widths, dim=-1)
 
     def _eager_layer(self, i: int, layer, hidden: torch.Tensor, end: int) -> torch.Tensor:
-        """Decoder layer ``i`` for one step, through the model's own modules."""
+        """Decoder layer ``i`` for one step, through the model's own modules (and the int8
+        recipe's fused query|key|value product, once)."""
         rows = hidden.shape[0]
         attn = layer.self_attn
         x = layer.self_attn_layer_norm(hidden)

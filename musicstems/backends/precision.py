@@ -483,8 +483,7 @@ def quantize_decoder_int8(model, *, full_range: bool | None = None) -> dict:
     mapping = {torch.nn.Linear: _full_range_linear()} if full_range else None
     released = 0
     linears = [m for m in model.decoder.model.decoder.modules() if type(m) is torch.nn.Linear]
-    int8_bytes = sum(m.weight.numel() for m in linears)
-    engine = int8_engine(features, int8_bytes)
+    engine = int8_engine(features, sum(m.weight.numel() for m in linears))
     del linears
     with _quiet_ao_deprecation(), _packing_engine(engine):
         for block in model.decoder.model.decoder.layers:
