@@ -194,7 +194,7 @@ def cpu_features() -> dict:
 
 
 #: oneDNN's second int8 copy of the decoder must stay under this share of the machine's memory:
-#: musicgen-small's 0.4 GB on machines of 4 GB and more, musicgen-medium's 1.6 GB on 16 GB.
+#: musicgen-small's 0.40 GB on machines of 4 GB and more, musicgen-medium's 1.81 GB from 18 GB.
 _ONEDNN_MAX_MEMORY_SHARE = 0.1
 
 
