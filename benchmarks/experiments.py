@@ -69,7 +69,7 @@ def _fused_qkv(stack, engine):
         with _packing_engine(engine):
             fused.append(Fused(fuse_int8_linears(layer[:3])))
         fused.extend(layer[3:])
-        widths += [1024] * 5 + [4096]
+        widths += [layer[0].in_features] + [m.in_features for m in layer[3:]]
     return fused, widths
 
 
