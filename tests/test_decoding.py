@@ -139,7 +139,7 @@ def test_int8_layers_through_torchscript_give_the_eager_song(tiny_model, monkeyp
 
     scripted = song()
     assert scripted.manifest["backend"]["decoder_layers"] == "torchscript"
-    monkeypatch.setattr(decoding, "_scripted_int8_layer", lambda: None)
+    monkeypatch.setattr(decoding, "_scripted_int8_layers", lambda: None)
     eager = song()
     assert eager.manifest["backend"]["decoder_layers"] == "eager"
     for name in STEMS:
@@ -159,7 +159,7 @@ def test_only_rows_with_text_go_through_cross_attention(loaded):
             # guidance's unconditional half has no text: it is skipped, exactly (the tests
             # above compare the codes with generate's, which attends over every row)
             assert step.text_rows == len(PROMPTS)
-            assert all(k.shape[0] == len(PROMPTS) for k, _ in step.cross)
+            assert all(k.shape[0] == len(PROMPTS) for k in step.cross_keys)
 
 
 def test_rows_whose_values_are_not_zero_still_go_through_cross_attention(loaded, monkeypatch):

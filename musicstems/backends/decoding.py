@@ -65,19 +65,18 @@ def unsupported_reason(model) -> str | None:
     return None
 
 
-def _int8_layer(hidden: torch.Tensor, norm1: List[torch.Tensor], norm2: List[torch.Tensor],
-                norm3: List[torch.Tensor], eps: List[float],
+def _int8_layer(hidden: torch.Tensor, norms: List[torch.Tensor], eps: List[float],
                 linears: List[torch.classes.quantized.LinearPackedParamsBase],
                 keys: torch.Tensor, values: torch.Tensor, length: int, cross_keys: torch.Tensor,
                 cross_values: torch.Tensor, cross_mask: Optional[torch.Tensor], text_rows: int,
                 heads: int, head_dim: int, scale: float, cross_scale: float) -> torch.Tensor:
     """One decoder layer of :class:`DecoderStep` for the int8 recipe, op for op what the eager
-    loop runs (``linears``: the fused query|key|value product, out, cross q, cross out, fc1,
-    fc2, packed for 8-bit activations). Run through TorchScript: the same kernels without
-    Python between them."""
+    loop runs (``norms``: the weight and bias of its three layer norms, in order; ``linears``:
+    the fused query|key|value product, out, cross q, cross out, fc1, fc2, packed for 8-bit
+    activations)."""
     rows = hidden.shape[0]
     width = hidden.shape[2]
-    x = F.layer_norm(hidden, [width], norm1[0], norm1[1], eps[0])
+    x = F.layer_norm(hidden, [width], norms[0], norms[1], eps[0])
     qkv = torch.ops.quantized.linear_dynamic(x, linears[0], False)
     q = qkv.narrow(2, 0, width).view(rows, 1, heads, head_dim).transpose(1, 2)
     end = length + 1
@@ -91,7 +90,7 @@ def _int8_layer(hidden: torch.Tensor, norm1: List[torch.Tensor], norm2: List[tor
     out = out.transpose(1, 2).reshape(rows, 1, -1)
     hidden = hidden + torch.ops.quantized.linear_dynamic(out, linears[1], False)
 
-    x = F.layer_norm(hidden, [width], norm2[0], norm2[1], eps[1])
+    x = F.layer_norm(hidden, [width], norms[2], norms[3], eps[1])
     q = torch.ops.quantized.linear_dynamic(x, linears[2], False)
     q = q.view(rows, 1, heads, head_dim).transpose(1, 2)
     if text_rows == rows:
@@ -104,14 +103,30 @@ def _int8_layer(hidden: torch.Tensor, norm1: List[torch.Tensor], norm2: List[tor
     out = out.transpose(1, 2).reshape(rows, 1, -1)
     hidden = hidden + torch.ops.quantized.linear_dynamic(out, linears[3], False)
 
-    x = F.layer_norm(hidden, [width], norm3[0], norm3[1], eps[2])
+    x = F.layer_norm(hidden, [width], norms[4], norms[5], eps[2])
     inner = F.gelu(torch.ops.quantized.linear_dynamic(x, linears[4], False))
     return hidden + torch.ops.quantized.linear_dynamic(inner, linears[5], False)
 
 
+def _int8_layers(hidden: torch.Tensor, norms: List[List[torch.Tensor]], eps: List[List[float]],
+                 linears: List[List[torch.classes.quantized.LinearPackedParamsBase]],
+                 scales: List[List[float]], keys: List[torch.Tensor],
+                 values: List[torch.Tensor], length: int, cross_keys: List[torch.Tensor],
+                 cross_values: List[torch.Tensor], cross_mask: Optional[torch.Tensor],
+                 text_rows: int, heads: int, head_dim: int) -> torch.Tensor:
+    """Every decoder layer of the int8 recipe in turn (:func:`_int8_layer`), the per-layer
+    arguments as lists. Run through TorchScript as one call per step: the same kernels without
+    Python between them, nor the conversion of a layer's twenty arguments on every call."""
+    for i in range(len(keys)):
+        hidden = _int8_layer(hidden, norms[i], eps[i], linears[i], keys[i], values[i], length,
+                             cross_keys[i], cross_values[i], cross_mask, text_rows, heads,
+                             head_dim, scales[i][0], scales[i][1])
+    return hidden
+
+
 @functools.lru_cache(maxsize=1)
-def _scripted_int8_layer():
-    """:func:`_int8_layer` compiled by TorchScript, or None where it cannot be (a torch without
+def _scripted_int8_layers():
+    """:func:`_int8_layers` compiled by TorchScript, or None where it cannot be (a torch without
     ``torch.jit``, sources not on disk): the eager loop then runs the same arithmetic.
     TorchScript is deprecated in favour of ``torch.compile``, which compiles for tens of seconds
     per process and stumbles on the quantized modules (docs/performance.md); this runs now and
@@ -120,15 +135,16 @@ def _scripted_int8_layer():
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated",
                                     category=DeprecationWarning)
-            return torch.jit.script(_int8_layer)
+            return torch.jit.script(_int8_layers)
     except Exception:  # noqa: BLE001 - any failure to compile means: run eagerly
         return None
 
 
 def _int8_layer_args(layer) -> tuple | None:
-    """The static arguments of :func:`_int8_layer` for ``layer``, or None when its Linear
-    layers are not all musicstems' 8-bit dynamic int8 ones with the fused query, key and value
-    product (``precision.quantize_decoder_int8``)."""
+    """The static arguments of :func:`_int8_layer` for ``layer`` -- its norms' weights and
+    biases, their epsilons, its packed products, its two attention scales -- or None when its
+    Linear layers are not all musicstems' 8-bit dynamic int8 ones with the fused query, key and
+    value product (``precision.quantize_decoder_int8``)."""
     from .precision import _full_range_linear
 
     attn, cross = layer.self_attn, layer.encoder_attn
@@ -144,23 +160,22 @@ def _int8_layer_args(layer) -> tuple | None:
     if not all(isinstance(n, torch.nn.LayerNorm) and n.weight is not None
                and n.bias is not None for n in norms):
         return None
-    return ([norms[0].weight, norms[0].bias], [norms[1].weight, norms[1].bias],
-            [norms[2].weight, norms[2].bias], [float(n.eps) for n in norms],
-            [qkv] + [m._packed_params._packed_params for m in modules])
+    return ([t for n in norms for t in (n.weight, n.bias)], [float(n.eps) for n in norms],
+            [qkv] + [m._packed_params._packed_params for m in modules],
+            [float(attn.scaling), float(cross.scaling)])
 
 
-def _scripted_layers(layers) -> list[tuple] | None:
-    """Per layer, the scripted function and its static arguments (the attention scales last),
-    or None when the layers run eagerly: not all int8 as :func:`_int8_layer_args` wants, or
-    TorchScript cannot compile."""
+def _scripted_layers(layers) -> tuple | None:
+    """The scripted :func:`_int8_layers` and its static arguments for ``layers`` (norms, eps,
+    linears, scales: one list each, a layer per item), or None when the layers run eagerly:
+    not all int8 as :func:`_int8_layer_args` wants, or TorchScript cannot compile."""
     args = [_int8_layer_args(layer) for layer in layers]
     if any(a is None for a in args):
         return None
-    scripted = _scripted_int8_layer()
+    scripted = _scripted_int8_layers()
     if scripted is None:
         return None
-    return [(scripted, a, (float(layer.self_attn.scaling), float(layer.encoder_attn.scaling)))
-            for layer, a in zip(layers, args)]
+    return scripted, tuple(list(column) for column in zip(*args))
 
 
 def layer_runner(model) -> str:
@@ -198,11 +213,13 @@ class DecoderStep:
         self.values = [torch.empty(shape, dtype=dtype, device=weight.device)
                        for _ in self.layers]
         self.length = 0
-        # The int8 recipe's layers run through TorchScript when it compiles (~6 ms of Python
-        # per step saved at musicgen-small, the same numbers); everything else eagerly.
+        # The int8 recipe's layers run through TorchScript when it compiles, all of them in one
+        # call per step (~7 ms of Python per step saved at musicgen-small, the same numbers);
+        # everything else eagerly.
         self.scripted = _scripted_layers(self.layers)
         self.text_rows = rows  # rows that attend to text (set_encoder may skip the rest)
-        self.cross: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.cross_keys: list[torch.Tensor] = []  # per layer, of the rows with text
+        self.cross_values: list[torch.Tensor] = []
         self.cross_mask = None
 
     def set_encoder(self, states: torch.Tensor, mask: torch.Tensor | None) -> None:
@@ -224,7 +241,8 @@ class DecoderStep:
                 bool(v[self.text_rows:].any()) for _, v in cross):
             self.text_rows = rows
         n = self.text_rows
-        self.cross = [(k[:n], v[:n]) for k, v in cross]
+        self.cross_keys = [k[:n] for k, _ in cross]
+        self.cross_values = [v[:n] for _, v in cross]
         # (rows, 1, 1, length): True where a text token may be attended to
         self.cross_mask = None if mask is None else mask[:n].bool()[:, None, None, :]
 
@@ -261,7 +279,7 @@ class DecoderStep:
         cross = layer.encoder_attn
         x = layer.encoder_attn_layer_norm(hidden)
         q = self._split(cross.q_proj(x))
-        k, v = self.cross[i]
+        k, v = self.cross_keys[i], self.cross_values[i]
         n = self.text_rows
         if n == rows:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=self.cross_mask,
@@ -288,11 +306,10 @@ class DecoderStep:
         hidden = (hidden + positions)[:, None, :]  # (rows, 1, width)
         end = self.length + 1
         if self.scripted is not None:
-            for i, (layer_fn, args, scales) in enumerate(self.scripted):
-                k, v = self.cross[i]
-                hidden = layer_fn(hidden, *args, self.keys[i], self.values[i], self.length, k, v,
-                                  self.cross_mask, self.text_rows, self.num_heads,
-                                  self.head_dim, *scales)
+            layers_fn, static = self.scripted
+            hidden = layers_fn(hidden, *static, self.keys, self.values, self.length,
+                               self.cross_keys, self.cross_values, self.cross_mask,
+                               self.text_rows, self.num_heads, self.head_dim)
         else:
             for i, layer in enumerate(self.layers):
                 hidden = self._eager_layer(i, layer, hidden, end)
