@@ -27,6 +27,8 @@ from typing import Any, Callable, List, Optional
 import torch
 import torch.nn.functional as F
 
+from .precision import _full_range_linear, fused_query_key_value
+
 __all__ = ["unsupported_reason", "sample_codes", "decode_audio", "encode_text", "DecoderStep",
            "SamplingSettings"]
 
@@ -145,8 +147,6 @@ def _int8_layer_args(layer) -> tuple | None:
     biases, their epsilons, its packed products, its two attention scales -- or None when its
     Linear layers are not all musicstems' 8-bit dynamic int8 ones with the fused query, key and
     value product (``precision.quantize_decoder_int8``)."""
-    from .precision import _full_range_linear
-
     attn, cross = layer.self_attn, layer.encoder_attn
     modules = [attn.out_proj, cross.q_proj, cross.out_proj, layer.fc1, layer.fc2]
     norms = [layer.self_attn_layer_norm, layer.encoder_attn_layer_norm, layer.final_layer_norm]
@@ -154,7 +154,7 @@ def _int8_layer_args(layer) -> tuple | None:
         full_range = _full_range_linear()
     except ImportError:  # a torch without torch.ao quantization: no int8 layers either
         return None
-    qkv = getattr(attn, "musicstems_qkv_int8", None)
+    qkv = fused_query_key_value(attn)
     if qkv is None or not all(type(m) is full_range for m in modules):
         return None
     if not all(isinstance(n, torch.nn.LayerNorm) and n.weight is not None
@@ -254,7 +254,7 @@ class DecoderStep:
     def _projections(attn, x: torch.Tensor) -> tuple:
         """Query, key and value of ``x``: one product where the int8 recipe fused them
         (``precision.fuse_int8_linears``), else the model's three modules."""
-        fused = getattr(attn, "musicstems_qkv_int8", None)
+        fused = fused_query_key_value(attn)
         if fused is None:
             return attn.q_proj(x), attn.k_proj(x), attn.v_proj(x)
         widths = [attn.q_proj.out_features, attn.k_proj.out_features, attn.v_proj.out_features]

@@ -19,7 +19,7 @@ from ..spec import PRECISIONS
 
 __all__ = ["resolve_device", "resolve_precision", "torch_dtype", "int8_available",
            "cpu_features", "quantize_decoder_int8", "prepare_bf16_cpu", "pack_linears_onednn",
-           "release_checkpoint_pages"]
+           "fused_query_key_value", "release_checkpoint_pages"]
 
 def resolve_device(device: str) -> str:
     """The device to run on.
@@ -432,13 +432,24 @@ def _fused_slice_linear():
     return FusedInt8Slice
 
 
+# Where _fuse_query_key_value keeps an attention module's fused product
+_FUSED_QKV_ATTRIBUTE = "musicstems_qkv_int8"
+
+
+def fused_query_key_value(attn):
+    """``attn``'s query|key|value product packed by the int8 recipe
+    (:func:`_fuse_query_key_value`), or None where its projections are separate."""
+    return getattr(attn, _FUSED_QKV_ATTRIBUTE, None)
+
+
 def _fuse_query_key_value(attn) -> None:
     """Pack ``attn``'s int8 query, key and value weights as one product
-    (:func:`fuse_int8_linears`), kept as ``attn.musicstems_qkv_int8``, and make the three
-    projections its column slices: the same numbers, and no second copy of the weights."""
+    (:func:`fuse_int8_linears`), kept on ``attn`` for :func:`fused_query_key_value`, and make
+    the three projections its column slices: the same numbers, and no second copy of the
+    weights."""
     projections = [attn.q_proj, attn.k_proj, attn.v_proj]
     fused = fuse_int8_linears(projections)
-    attn.musicstems_qkv_int8 = fused
+    setattr(attn, _FUSED_QKV_ATTRIBUTE, fused)
     slice_class = _fused_slice_linear()
     start = 0
     for name, linear in zip(("q_proj", "k_proj", "v_proj"), projections):
