@@ -89,8 +89,8 @@ def resolve_precision(precision: str, device: str, *, bf16_supported: bool | Non
     overlap >= 0.95, EnCodec decode >= 30 dB SNR. Measured on musicgen-small, 4 stems x 10 s,
     2-core Xeon (AVX512-VNNI, AMX) -- ``python -m benchmarks``:
 
-    - CPU with AVX512-VNNI: ``"int8"`` (quantize_decoder_int8's recipe): the fastest, 28.0 s
-      against 33.9 s in bf16 and 84.2 s in fp32 (decoder step 48.0 / 60.9 / 157.1 ms); KL
+    - CPU with AVX512-VNNI: ``"int8"`` (quantize_decoder_int8's recipe): the fastest, 25.8 s
+      against 34.1 s in bf16 and 88.0 s in fp32 (decoder step 44.6 / 61.5 / 166.2 ms); KL
       0.0056, p99 0.013, top-250 0.977, codec 39.8 dB (musicgen-medium: KL 0.0076, p99 0.019).
       torch's stock dynamic int8 (7-bit activations, int8 output heads) drifts 0.020 -- as much
       as temperature 1.10 -- and is not used; without VNNI int8 needs those 7 bits, so such
