@@ -77,7 +77,7 @@ def test_int8_quantizes_the_decoder_layers_and_keeps_heads_and_encoder_float(tin
     features = prec.cpu_features()
     codec_dtype = next(model.audio_encoder.parameters()).dtype
     assert codec_dtype == (torch.bfloat16 if features["bf16"] else torch.float32)
-    assert loaded.kv_dtype == (torch.bfloat16 if features["bf16"] else None)
+    assert loaded.kv_dtype == (torch.bfloat16 if prec.fast_bf16_attention(features) else None)
 
 
 @pytest.mark.parametrize("amx_int8", [True, False])
@@ -102,6 +102,40 @@ def test_int8_packs_for_the_engine_its_cpu_gets_and_restores_torchs(tiny_model, 
         release_models()
     assert torch.backends.quantized.engine == before
     assert song.manifest["backend"]["recipe"]["decoder_linear"].endswith(", " + expected)
+    for audio in song.stems.values():
+        assert audio.shape == (1, SAMPLES) and np.isfinite(audio).all()
+        assert np.abs(audio).max() > 0
+
+
+@pytest.mark.parametrize("precision", ["int8", "bf16"])
+@pytest.mark.parametrize("amx_bf16", [True, False])
+def test_the_kv_cache_is_bf16_only_where_torchs_bf16_attention_is_fast(tiny_model, monkeypatch,
+                                                                       precision, amx_bf16):
+    """AMX-BF16: the cache in bf16 (half the bytes, read as fast); without AMX torch's bf16
+    attention is ~3x slower than fp32's (AMD EPYC, docs/performance.md), so it is fp32 --
+    for the bf16 recipe too. Either way the song runs and the manifest says which."""
+    from musicstems import release_models
+    from musicstems.backends.decoding import DecoderStep
+
+    features = {**prec.cpu_features(), "amx_bf16": amx_bf16}
+    if not features["bf16"] or (precision == "int8" and not prec.int8_available()):
+        pytest.skip("the CPU has no native bf16 (or no int8 kernels): neither recipe keeps a "
+                    "bf16 cache here")
+    monkeypatch.setattr(prec, "cpu_features", lambda: features)
+    release_models()  # cached models were prepared under the real features
+    try:
+        from musicstems.backends.musicgen import load_model
+
+        loaded = load_model(tiny_model, device="cpu", precision=precision, quiet=True)
+        kv = torch.bfloat16 if amx_bf16 else torch.float32
+        activations = torch.float32 if precision == "int8" else torch.bfloat16
+        assert (loaded.kv_dtype or activations) == kv
+        step = DecoderStep(loaded.model, 2, 4, kv_dtype=loaded.kv_dtype)
+        assert step.keys[0].dtype == kv and step.values[-1].dtype == kv
+        song = _song(tiny_model, precision=precision, device="cpu")
+    finally:
+        release_models()
+    assert song.manifest["backend"]["recipe"]["kv_cache"] == ("bf16" if amx_bf16 else "fp32")
     for audio in song.stems.values():
         assert audio.shape == (1, SAMPLES) and np.isfinite(audio).all()
         assert np.abs(audio).max() > 0

@@ -19,7 +19,7 @@ from ..spec import PRECISIONS
 
 __all__ = ["resolve_device", "resolve_precision", "torch_dtype", "int8_available",
            "cpu_features", "quantize_decoder_int8", "prepare_bf16_cpu", "pack_linears_onednn",
-           "fused_query_key_value", "release_checkpoint_pages"]
+           "fused_query_key_value", "release_checkpoint_pages", "fast_bf16_attention"]
 
 def resolve_device(device: str) -> str:
     """The device to run on.
@@ -180,8 +180,8 @@ def _quiet_ao_deprecation():
 @functools.lru_cache(maxsize=1)
 def cpu_features() -> dict:
     """What the CPU computes natively: ``bf16`` (AVX512-BF16 or AMX-BF16), ``vnni``
-    (AVX512-VNNI: int8 dot products accumulated in int32) and ``amx_int8`` (int8 matrix tiles).
-    False where torch cannot tell."""
+    (AVX512-VNNI: int8 dot products accumulated in int32), ``amx_bf16`` and ``amx_int8`` (bf16
+    and int8 matrix tiles). False where torch cannot tell."""
     import torch
 
     get = getattr(getattr(torch, "cpu", None), "get_capabilities", None)
@@ -190,7 +190,21 @@ def cpu_features() -> dict:
     except Exception:  # pragma: no cover - exotic builds
         caps = {}
     return {"bf16": bool(caps.get("avx512_bf16") or caps.get("amx_bf16")),
-            "vnni": bool(caps.get("avx512_vnni")), "amx_int8": bool(caps.get("amx_int8"))}
+            "vnni": bool(caps.get("avx512_vnni")), "amx_bf16": bool(caps.get("amx_bf16")),
+            "amx_int8": bool(caps.get("amx_int8"))}
+
+
+def fast_bf16_attention(features: dict) -> bool:
+    """Whether torch's CPU attention (SDPA) reads a bf16 KV cache faster than an fp32 one.
+
+    Only on CPUs with AMX-BF16 tiles, where SDPA's flash kernel multiplies bf16 blocks on them
+    (musicgen-small's int8 step on a Xeon with AMX: the bf16 cache halves the cache's bytes at
+    the same speed per byte). Without AMX -- AVX512-BF16 alone, as on AMD EPYC (Zen 4) -- SDPA
+    takes a bf16 path about 3x slower than over an fp32 cache of twice the bytes: 24 layers of
+    8 rows at 250 cached steps took 59.6 ms in bf16 against 21.4 ms in fp32 there, and the
+    whole int8 decoder step 70.3 against 41.9 ms (docs/performance.md). There the cache is
+    kept in fp32, whatever the weights' precision."""
+    return bool(features.get("amx_bf16"))
 
 
 #: oneDNN's second int8 copy of the decoder must stay under this share of the machine's memory:
@@ -368,12 +382,19 @@ def prepare_bf16_cpu(model) -> dict:
     """The ``"bf16"`` recipe on a CPU, in place, on a model loaded in bf16: the decoder's Linear
     layers and output heads packed for oneDNN (:func:`pack_linears_onednn`; bit-identical
     results; musicgen-small's 4-stem decoder step at 250 cached steps: 69.0 -> 56.5 ms,
-    ``python -m benchmarks.experiments step``). Returns what was done, for
-    the manifest, in :func:`quantize_decoder_int8`'s layout."""
+    ``python -m benchmarks.experiments step``), and the KV cache in fp32 where torch's bf16
+    attention is slow (:func:`fast_bf16_attention`). Returns what was done, for the manifest, in
+    :func:`quantize_decoder_int8`'s layout."""
+    import torch
+
     packed = pack_linears_onednn(model.decoder)
-    return {"kv_dtype": None,
+    # Attention over an fp32 cache where torch's bf16 attention is slow (no AMX): the keys and
+    # values are the bf16 projections, widened exactly; the queries are cast to fp32.
+    fast = fast_bf16_attention(cpu_features())
+    return {"kv_dtype": None if fast else torch.float32,
             "recipe": {"all": "bf16",
-                       "decoder_linear": "packed for oneDNN" if packed else "torch default"}}
+                       "decoder_linear": "packed for oneDNN" if packed else "torch default",
+                       "kv_cache": "bf16" if fast else "fp32"}}
 
 
 def fuse_int8_linears(linears):
@@ -476,9 +497,10 @@ def quantize_decoder_int8(model, *, full_range: bool | None = None) -> dict:
       (they cost 2 % of a step's bytes; drift 0.0064 -> 0.0052). They are packed for oneDNN
       (:func:`pack_linears_onednn`): 2 ms of a 53 ms step.
     - The T5 text encoder (run once per song) stays fp32.
-    - On CPUs that compute bf16 natively, the KV cache and the EnCodec decoder run in bf16: the
-      cache is the other half of a step's memory traffic at 10 s and more, and the codec's bf16
-      decode is twice as fast (39.8 dB SNR; KL 0.0052 -> 0.0053).
+    - On CPUs that compute bf16 natively the EnCodec decoder runs in bf16: twice as fast
+      (39.8 dB SNR). The KV cache -- the other half of a step's memory traffic at 10 s and
+      more -- is bf16 where torch's attention over bf16 is fast (:func:`fast_bf16_attention`,
+      AMX; KL 0.0052 -> 0.0053), else fp32.
 
     Returns
     -------
@@ -506,9 +528,9 @@ def quantize_decoder_int8(model, *, full_range: bool | None = None) -> dict:
             if full_range:
                 _fuse_query_key_value(block.self_attn)
     heads_packed = pack_linears_onednn(model.decoder.lm_heads)
-    # The KV cache in bf16 where the CPU computes it natively (decoding.DecoderStep casts the
-    # queries to it); on other CPUs bf16 is emulated and slower than fp32.
-    kv_dtype = torch.bfloat16 if features["bf16"] else None
+    # The KV cache in bf16 where torch's attention over it is fast, AMX-BF16 (DecoderStep casts
+    # the queries to it); elsewhere fp32 is faster, for all its bytes.
+    kv_dtype = torch.bfloat16 if fast_bf16_attention(features) else None
     if features["bf16"]:
         # .data: the fp32 storages themselves (``to`` swaps them out of the same Parameters)
         old = [t.data for t in (*model.audio_encoder.parameters(),
