@@ -9,8 +9,13 @@
     torchao's int8 configs, eager and under ``torch.compile``.
 
 ``python -m benchmarks.experiments step --model DIR``
-    musicstems' decoder step in int8 and bf16, its Linear layers packed for oneDNN or not, at
-    KV-cache lengths 1, 250 and 500 (4 stems under guidance).
+    musicstems' decoder step in int8 and bf16, its Linear layers packed for oneDNN or not, its
+    KV cache in bf16 or fp32, at KV-cache lengths 1, 250 and 500 (4 stems under guidance).
+
+``python -m benchmarks.experiments attention``
+    The step's self-attention alone: SDPA over 24 layers' KV caches of 8 rows (musicgen-small,
+    4 stems under guidance) in fp32, bf16 and fp16, at 250 and 500 cached steps -- what decides
+    the cache's dtype (``precision.fast_bf16_attention``).
 
 ``python -m benchmarks.experiments contention --model DIR``
     The int8 decoder step while another process keeps one core busy: torch's default OpenMP
@@ -256,10 +261,40 @@ def cache(model_dir: str, steps: int = 250) -> None:
         release_models()
 
 
+def attention(lengths=(250, 500)) -> None:
+    """SDPA as the decoder step runs it -- one query row per stem and guidance half over each
+    layer's cache, a view of a buffer allocated for the song -- for musicgen-small's 24 layers
+    of 16 heads x 64 at 8 rows, with the cache in each dtype: ms, and GB/s of cache read."""
+    import torch
+    import torch.nn.functional as F
+
+    rows, heads, head_dim, layers = 8, 16, 64, 24
+    capacity = max(lengths) + 4
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        for dtype in (torch.float32, torch.bfloat16, torch.float16):
+            keys = [torch.randn(rows, heads, capacity, head_dim).to(dtype) for _ in range(layers)]
+            values = [torch.randn_like(k) for k in keys]
+            query = torch.randn(rows, heads, 1, head_dim).to(dtype)
+            for length in lengths:
+                def run(length=length):
+                    for k, v in zip(keys, values):
+                        F.scaled_dot_product_attention(query, k[:, :, :length],
+                                                       v[:, :, :length], scale=0.125)
+                run()
+                seconds = _best(run)
+                cache_bytes = 2 * layers * rows * heads * length * head_dim * keys[0].itemsize
+                print(f"cache {str(dtype).removeprefix('torch.'):9s} at {length}: "
+                      f"{1000 * seconds:6.1f} ms  {cache_bytes / seconds / 1e9:5.1f} GB/s",
+                      flush=True)
+            del keys, values
+
+
 def step(model_dir: str, lengths=(1, 250, 500)) -> None:
     """musicstems' decoder step (``DecoderStep``, 4 stems under guidance = 8 rows) in int8 and
-    bf16, with and without the Linear layers packed for oneDNN, at a few KV-cache lengths:
-    mean ms over 20 steps, the cache filled first (unwritten pages would read as zeros)."""
+    bf16, with and without the Linear layers packed for oneDNN, with the KV cache in bf16 and
+    in fp32, at a few KV-cache lengths: mean ms over 20 steps, the cache filled first
+    (unwritten pages would read as zeros)."""
     import torch
     from transformers import AutoProcessor
 
@@ -279,28 +314,31 @@ def step(model_dir: str, lengths=(1, 250, 500)) -> None:
             loaded = load_model(model_dir, device="cpu", precision=precision, quiet=True)
         finally:
             prec.pack_linears_onednn = packing
-        with torch.inference_mode():
-            states, mask = encode_text(loaded.model, inputs["input_ids"],
-                                       inputs["attention_mask"], guided=True)
-            decoder_step = DecoderStep(loaded.model, 2 * len(prompts), capacity,
-                                       kv_dtype=loaded.kv_dtype)
-            decoder_step.set_encoder(states, mask)
-            codes = torch.zeros(2 * len(prompts), loaded.model.decoder.num_codebooks,
-                                dtype=torch.long)
-            for _ in range(capacity):
-                decoder_step(codes)
-            times = []
-            for length in lengths:
-                def run(length=length):
-                    for _ in range(20):
-                        decoder_step.length = length
-                        decoder_step(codes)
-                run()
-                times.append(1000 * _best(run, 3) / 20)
-        label = f"{precision} {'packed for oneDNN' if packed else 'F.linear'}"
-        print(f"{label:28s} " + "  ".join(f"at {n}: {t:5.1f} ms" for n, t in
-                                           zip(lengths, times)), flush=True)
-        del decoder_step, loaded, states
+        for kv_dtype in (torch.bfloat16, torch.float32):
+            with torch.inference_mode():
+                states, mask = encode_text(loaded.model, inputs["input_ids"],
+                                           inputs["attention_mask"], guided=True)
+                decoder_step = DecoderStep(loaded.model, 2 * len(prompts), capacity,
+                                           kv_dtype=kv_dtype)
+                decoder_step.set_encoder(states, mask)
+                codes = torch.zeros(2 * len(prompts), loaded.model.decoder.num_codebooks,
+                                    dtype=torch.long)
+                for _ in range(capacity):
+                    decoder_step(codes)
+                times = []
+                for length in lengths:
+                    def run(length=length):
+                        for _ in range(20):
+                            decoder_step.length = length
+                            decoder_step(codes)
+                    run()
+                    times.append(1000 * _best(run, 3) / 20)
+            label = (f"{precision} {'packed for oneDNN' if packed else 'F.linear'}, cache "
+                     f"{str(kv_dtype).removeprefix('torch.')}")
+            print(f"{label:46s} " + "  ".join(f"at {n}: {t:5.1f} ms" for n, t in
+                                               zip(lengths, times)), flush=True)
+            del decoder_step, states
+        del loaded
         release_models()
 
 
@@ -366,7 +404,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.experiments",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=("linear", "cache", "step", "contention"))
+    parser.add_argument("which", choices=("linear", "attention", "cache", "step", "contention"))
     parser.add_argument("--model", help="a saved model folder (for 'cache', 'step' and "
                         "'contention')")
     parser.add_argument("--steps", type=int, default=250)
@@ -377,6 +415,8 @@ def main(argv=None) -> None:
     logging.disable_progress_bar()
     if args.which == "linear":
         linear()
+    elif args.which == "attention":
+        attention()
     elif not args.model:
         parser.error(f"{args.which} needs --model DIR")
     elif args.which == "cache":

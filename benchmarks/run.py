@@ -72,10 +72,12 @@ def bytes_per_step(config, precision: str, stems: int, steps: int, kv_bytes: int
 
 
 def _kv_bytes(result: dict) -> int:
-    recipe = result.get("recipe") or {}
-    if result["precision"] in ("bf16", "fp16") or recipe.get("kv_cache") == "bf16":
-        return 2
-    return 4
+    """Bytes per KV-cache value: the recipe's ``kv_cache`` where it names one (the int8 and
+    CPU bf16 recipes keep it in bf16 or fp32 by the CPU), else the activations'."""
+    cache = (result.get("recipe") or {}).get("kv_cache")
+    if cache is not None:
+        return 2 if cache == "bf16" else 4
+    return 2 if result["precision"] in ("bf16", "fp16") else 4
 
 
 def _fmt(value, spec: str, missing: str = "-") -> str:
