@@ -81,8 +81,9 @@ def test_the_loop_samples_the_codes_generate_samples(loaded, temperature, top_k,
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
 def test_the_loop_matches_generate_in_reduced_precision_too(tiny_model, precision):
     # the recipes' packed and quantized layers are the model's own modules, which generate
-    # runs too; int8's bf16 KV cache is the one place the loop differs by design, so it is
-    # compared with the cache in the activations' dtype
+    # runs too; the KV cache's dtype (chosen by the CPU: bf16 with AMX, else fp32) is the one
+    # place the loop differs by design, so it is compared with the cache in the activations'
+    # dtype
     from musicstems.backends.decoding import SamplingSettings, sample_codes
     from musicstems.backends.musicgen import load_model
     from musicstems.backends.precision import cpu_features

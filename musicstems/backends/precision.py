@@ -87,11 +87,13 @@ def resolve_precision(precision: str, device: str, *, bf16_supported: bool | Non
     docs/performance.md: mean next-token KL <= 0.01 nat under classifier-free guidance (less
     than sampling at temperature 1.07 instead of 1.00), its 99th percentile <= 0.03 nat, top-250
     overlap >= 0.95, EnCodec decode >= 30 dB SNR. Measured on musicgen-small, 4 stems x 10 s,
-    2-core Xeon (AVX512-VNNI, AMX) -- ``python -m benchmarks``:
+    on 2-core machines -- ``python -m benchmarks``:
 
-    - CPU with AVX512-VNNI: ``"int8"`` (quantize_decoder_int8's recipe): the fastest, 25.8 s
-      against 34.1 s in bf16 and 88.0 s in fp32 (decoder step 44.6 / 61.5 / 166.2 ms); KL
-      0.0056, p99 0.013, top-250 0.977, codec 39.8 dB (musicgen-medium: KL 0.0076, p99 0.019).
+    - CPU with AVX512-VNNI: ``"int8"`` (quantize_decoder_int8's recipe): the fastest. On a Xeon
+      with AMX 25.8 s against 34.1 s in bf16 and 88.0 s in fp32 (decoder step 44.6 / 61.5 /
+      166.2 ms); KL 0.0056, p99 0.013, top-250 0.977, codec 39.8 dB (musicgen-medium: KL
+      0.0076, p99 0.019). On an AMD EPYC (Zen 4, no AMX) 28.2 s against 43.4 s and 109.2 s
+      (46.4 / 77.9 / 204.0 ms); KL 0.0050, p99 0.011, top-250 0.978.
       torch's stock dynamic int8 (7-bit activations, int8 output heads) drifts 0.020 -- as much
       as temperature 1.10 -- and is not used; without VNNI int8 needs those 7 bits, so such
       CPUs get:
@@ -197,13 +199,15 @@ def cpu_features() -> dict:
 def fast_bf16_attention(features: dict) -> bool:
     """Whether torch's CPU attention (SDPA) reads a bf16 KV cache faster than an fp32 one.
 
-    Only on CPUs with AMX-BF16 tiles, where SDPA's flash kernel multiplies bf16 blocks on them
-    (musicgen-small's int8 step on a Xeon with AMX: the bf16 cache halves the cache's bytes at
-    the same speed per byte). Without AMX -- AVX512-BF16 alone, as on AMD EPYC (Zen 4) -- SDPA
-    takes a bf16 path about 3x slower than over an fp32 cache of twice the bytes: 24 layers of
-    8 rows at 250 cached steps took 59.6 ms in bf16 against 21.4 ms in fp32 there, and the
-    whole int8 decoder step 70.3 against 41.9 ms (docs/performance.md). There the cache is
-    kept in fp32, whatever the weights' precision."""
+    Only on CPUs with AMX-BF16 tiles, where SDPA's flash kernel multiplies bf16 blocks on them:
+    on a Xeon with AMX it read a bf16 cache at 14 GB/s against 18 GB/s for fp32, so half the
+    bytes win. Without AMX -- AVX512-BF16 alone, as on AMD EPYC (Zen 4) -- SDPA takes a bf16
+    path about 3x slower than over an fp32 cache of twice the bytes: musicgen-small's 24 layers
+    of 8 rows at 250 cached steps took 61.4 ms in bf16 against 25.7 ms in fp32 there, and the
+    whole int8 decoder step 83.6 against 47.8 ms (``python -m benchmarks.experiments
+    attention`` and ``step``; docs/performance.md). There the cache is kept in fp32, whatever
+    the weights' precision. Read from the CPU, never its load: a seed gives the same song on a
+    machine every time."""
     return bool(features.get("amx_bf16"))
 
 
