@@ -136,6 +136,7 @@ def compose_case(model: str, stems: dict, duration_s: float, precision: str, *,
     timings = song.manifest["timings_s"]
     backend = song.manifest["backend"]
     post = _post_s(song, save_s)
+    peak_rss_gb = _peak_rss_gb()  # the first song's: a second one may raise the process's
     second = None
     if again:
         start = time.perf_counter()
@@ -144,7 +145,8 @@ def compose_case(model: str, stems: dict, duration_s: float, precision: str, *,
         second_save_s = _timed_save(second_song)
         second = {"wall_s": second_wall,
                   "post_share": _post_s(second_song, second_save_s) / (second_wall
-                                                                       + second_save_s)}
+                                                                       + second_save_s),
+                  "process_peak_rss_gb": _peak_rss_gb()}
     return {"kind": "compose", "precision": backend["precision"], "requested": precision,
             "stems": len(stems), "duration_s": duration_s, "steps": backend["decoder_steps"],
             "load_s": load_s, "wall_s": wall, "save_s": save_s, "timings": timings,
@@ -154,7 +156,7 @@ def compose_case(model: str, stems: dict, duration_s: float, precision: str, *,
             "align_error": align_error,
             "finite": bool(all(torch.isfinite(torch.from_numpy(a)).all()
                                for a in song.stems.values())),
-            "peak_rss_gb": _peak_rss_gb(), "others_cpu": share.others(),
+            "peak_rss_gb": peak_rss_gb, "others_cpu": share.others(),
             "threads": backend.get("threads"), "device": loaded.device,
             "recipe": backend.get("recipe")}
 

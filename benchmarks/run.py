@@ -137,8 +137,9 @@ def run_size(size: str, folder: Path, args, log) -> dict:
             f"{row['decode_s']:.1f} s, post {100 * row['post_share']:.1f} %, peak RSS "
             f"{row['peak_rss_gb']:.2f} GB, busy {100 * row['others_cpu']:.0f} %"
             + (f"; second song {row['second_song']['wall_s']:.1f} s, post "
-               f"{100 * row['second_song']['post_share']:.1f} %" if row.get("second_song")
-               else "")
+               f"{100 * row['second_song']['post_share']:.1f} %, process peak RSS "
+               f"{row['second_song']['process_peak_rss_gb']:.2f} GB"
+               if row.get("second_song") else "")
             + (f" [align failed: {row['align_error']}]" if row.get("align_error") else ""))
     bandwidth = args.bandwidth_gbs
     for row in out["rows"]:
@@ -176,12 +177,14 @@ def tables(result: dict) -> str:
                         else f"{f['kl']:.4f} / {f['top250']:.3f}" if f else "-")
             speedup = plain["wall_s"] / row["wall_s"] if plain else None
             post = f"{100 * row['post_share']:.1f} %" if row["kind"] == "compose" else "-"
+            peak = f"{row['peak_rss_gb']:.2f}"
             if row.get("second_song"):  # the same process's next song: imports done
                 post += f" (next song {100 * row['second_song']['post_share']:.1f} %)"
+                peak += f" ({row['second_song']['process_peak_rss_gb']:.2f} with it)"
             lines.append(
                 f"| {name} | {row['precision']} | {row['wall_s']:.1f} | "
                 f"{row['ms_per_step']:.1f} | {size['duration_s'] / row['wall_s']:.3f} | "
-                f"{_fmt(speedup, '.2f')}x | {row['peak_rss_gb']:.2f} | {fidelity} | {post} | "
+                f"{_fmt(speedup, '.2f')}x | {peak} | {fidelity} | {post} | "
                 f"{100 * (row['others_cpu'] or 0):.0f} % |")
         lines += ["", "Per decoder step against the memory-bandwidth floor (bytes the step "
                   "must read / read bandwidth; KV cache at its mean length):", "",
