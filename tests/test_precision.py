@@ -31,15 +31,20 @@ def _song(model, **kwargs):
                    progress=False, **kwargs)
 
 
+def _assert_stems_audible(song):
+    """Every stem finite, of the song's length, and not silence: the codes reached the codec."""
+    for audio in song.stems.values():
+        assert audio.shape == (1, SAMPLES)  # the tiny codec is mono, like musicgen-small
+        assert np.isfinite(audio).all()
+        assert np.abs(audio).max() > 0
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "int8", "auto"])
 def test_every_cpu_precision_gives_finite_audio_of_the_right_shape(tiny_model, precision):
     song = _song(tiny_model, precision=precision, device="cpu")
     assert set(song.stems) == set(STEMS)
-    for audio in song.stems.values():
-        assert audio.dtype == np.float32
-        assert audio.shape == (1, SAMPLES)  # the tiny codec is mono, like musicgen-small
-        assert np.isfinite(audio).all()
-        assert np.abs(audio).max() > 0  # not silence: the codes reached the codec
+    assert {audio.dtype for audio in song.stems.values()} == {np.dtype(np.float32)}
+    _assert_stems_audible(song)
     assert song.mix.shape[-1] == SAMPLES and np.isfinite(song.mix).all()
     backend = song.manifest["backend"]
     expected = resolve_precision(precision, "cpu")
@@ -102,16 +107,14 @@ def test_int8_packs_for_the_engine_its_cpu_gets_and_restores_torchs(tiny_model, 
         release_models()
     assert torch.backends.quantized.engine == before
     assert song.manifest["backend"]["recipe"]["decoder_linear"].endswith(", " + expected)
-    for audio in song.stems.values():
-        assert audio.shape == (1, SAMPLES) and np.isfinite(audio).all()
-        assert np.abs(audio).max() > 0
+    _assert_stems_audible(song)
 
 
 @pytest.mark.parametrize("precision", ["int8", "bf16"])
 @pytest.mark.parametrize("amx_bf16", [True, False])
 def test_the_kv_cache_is_bf16_only_where_torchs_bf16_attention_is_fast(tiny_model, monkeypatch,
                                                                        precision, amx_bf16):
-    """AMX-BF16: the cache in bf16 (half the bytes, read as fast); without AMX torch's bf16
+    """AMX-BF16: the cache in bf16 (half the bytes); without AMX torch's bf16
     attention is ~3x slower than fp32's (AMD EPYC, docs/performance.md), so it is fp32 --
     for the bf16 recipe too. Either way the song runs and the manifest says which."""
     from musicstems import release_models
@@ -136,9 +139,7 @@ def test_the_kv_cache_is_bf16_only_where_torchs_bf16_attention_is_fast(tiny_mode
     finally:
         release_models()
     assert song.manifest["backend"]["recipe"]["kv_cache"] == ("bf16" if amx_bf16 else "fp32")
-    for audio in song.stems.values():
-        assert audio.shape == (1, SAMPLES) and np.isfinite(audio).all()
-        assert np.abs(audio).max() > 0
+    _assert_stems_audible(song)
 
 
 def test_onednn_int8_only_where_its_second_copy_is_small_against_memory(monkeypatch):
