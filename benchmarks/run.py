@@ -157,7 +157,9 @@ def tables(result: dict) -> str:
     lines = [f"Machine: {machine['cpu']}, {machine['cores']} cores "
              f"(torch threads {machine['torch_threads']}), "
              f"{_fmt(machine['memory_gib'], '.0f')} GiB, read bandwidth "
-             f"{machine['read_bandwidth_gbs']:.1f} GB/s (best of 7 sums of 1 GiB), flags "
+             f"{machine['read_bandwidth_gbs']:.1f} GB/s at the start (best of 7 sums of 1 GiB; "
+             f"the floors divide by it), {_fmt(machine.get('read_bandwidth_end_gbs'), '.1f')} "
+             f"GB/s at the end, flags "
              f"{' '.join(machine['flags'])}; torch {machine['torch']}, transformers "
              f"{machine['transformers']}, Python {machine['python']}.", ""]
     for size in result["sizes"]:
@@ -289,6 +291,10 @@ def main(argv: list[str] | None = None) -> dict:
             if built is None:
                 continue
             result["sizes"].append(run_size(size, Path(built["folder"]), args, log))
+    # A shared VM's bandwidth moves with its neighbours (here 27-52 GB/s between sessions): the
+    # second reading shows how far it moved while the rows ran.
+    result["machine"]["read_bandwidth_end_gbs"] = read_bandwidth_gbs()
+    log(f"read bandwidth at the end: {result['machine']['read_bandwidth_end_gbs']:.1f} GB/s")
     if (Path(__file__).with_name("bench_align.py")).is_file():
         log("alignment: benchmarks/bench_align.py run(duration_s=30.0, n_stems=4)")
         result["align"] = _child({"kind": "align", "duration_s": 30.0, "n_stems": 4}, log)
