@@ -15,7 +15,8 @@
 ``python -m benchmarks.experiments attention``
     The step's self-attention alone: SDPA over 24 layers' KV caches of 8 rows (musicgen-small,
     4 stems under guidance) in fp32, bf16 and fp16, at 250 and 500 cached steps -- what decides
-    the cache's dtype (``precision.fast_bf16_attention``).
+    the cache's dtype (``precision.fast_bf16_attention``) -- and, for scale, the fp32 cache read
+    by a plain streaming kernel (numba; not used by musicstems).
 
 ``python -m benchmarks.experiments contention --model DIR``
     The int8 decoder step while another process keeps one core busy: torch's default OpenMP
@@ -287,7 +288,67 @@ def attention(lengths=(250, 500)) -> None:
                 print(f"cache {str(dtype).removeprefix('torch.'):9s} at {length}: "
                       f"{1000 * seconds:6.1f} ms  {cache_bytes / seconds / 1e9:5.1f} GB/s",
                       flush=True)
+            if dtype == torch.float32:
+                _streaming_attention_rows(query, keys, values, lengths)
             del keys, values
+
+
+def _streaming_attention_rows(query, keys, values, lengths) -> None:
+    """The same attention through a plain kernel that streams each (row, head)'s keys and
+    values once (numba, both cores; not used by musicstems): how far SDPA's q_len=1 kernel is
+    from what this CPU can do, and how far its numbers move."""
+    try:
+        import numba
+    except ImportError:
+        print("numba is not installed: no streaming-kernel row")
+        return
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    @numba.njit(parallel=True, fastmath=True)
+    def attend(q, k, v, length, scale, out):
+        for p in numba.prange(k.shape[0]):
+            scores = np.empty(length, np.float32)
+            top = np.float32(-np.inf)
+            for t in range(length):
+                dot = np.float32(0)
+                for d in range(k.shape[2]):
+                    dot += q[p, d] * k[p, t, d]
+                scores[t] = dot * np.float32(scale)
+                top = max(top, scores[t])
+            total = np.float32(0)
+            for t in range(length):
+                scores[t] = np.exp(scores[t] - top)
+                total += scores[t]
+            acc = np.zeros(k.shape[2], np.float32)
+            for t in range(length):
+                for d in range(k.shape[2]):
+                    acc[d] += scores[t] * v[p, t, d]
+            for d in range(k.shape[2]):
+                out[p, d] = acc[d] / total
+
+    rows, heads, capacity, head_dim = keys[0].shape
+    flat_q = query.reshape(rows * heads, head_dim).numpy()
+    flat_k = [k.reshape(rows * heads, capacity, head_dim).numpy() for k in keys]
+    flat_v = [v.reshape(rows * heads, capacity, head_dim).numpy() for v in values]
+    out = np.empty((rows * heads, head_dim), np.float32)
+    start = time.perf_counter()
+    attend(flat_q, flat_k[0], flat_v[0], 1, 0.125, out)
+    print(f"streaming kernel (numba): compiled in {time.perf_counter() - start:.1f} s")
+    for length in lengths:
+        def run(length=length):
+            for k, v in zip(flat_k, flat_v):
+                attend(flat_q, k, v, length, 0.125, out)
+        run()
+        seconds = _best(run)
+        cache_bytes = 2 * len(keys) * rows * heads * length * head_dim * 4
+        reference = F.scaled_dot_product_attention(query, keys[-1][:, :, :length],
+                                                   values[-1][:, :, :length], scale=0.125)
+        error = float((torch.from_numpy(out).view_as(reference) - reference).abs().max())
+        print(f"streaming float32 at {length}: {1000 * seconds:6.1f} ms  "
+              f"{cache_bytes / seconds / 1e9:5.1f} GB/s  (max |difference| from SDPA "
+              f"{error:.1e})", flush=True)
 
 
 def step(model_dir: str, lengths=(1, 250, 500)) -> None:
