@@ -93,7 +93,8 @@ def resolve_precision(precision: str, device: str, *, bf16_supported: bool | Non
       with AMX 25.8 s against 34.1 s in bf16 and 88.0 s in fp32 (decoder step 44.6 / 61.5 /
       166.2 ms); KL 0.0056, p99 0.013, top-250 0.977, codec 39.8 dB (musicgen-medium: KL
       0.0076, p99 0.019). On an AMD EPYC (Zen 4, no AMX) 28.2 s against 43.4 s and 109.2 s
-      (46.4 / 77.9 / 204.0 ms); KL 0.0050, p99 0.011, top-250 0.978.
+      (46.4 / 77.9 / 204.0 ms); KL 0.0050, p99 0.011, top-250 0.978; musicgen-medium
+      there 126.6 s against 149.5 s and 504.7 s, KL 0.0075 (bf16 0.0057).
       torch's stock dynamic int8 (7-bit activations, int8 output heads) drifts 0.020 -- as much
       as temperature 1.10 -- and is not used; without VNNI int8 needs those 7 bits, so such
       CPUs get:
