@@ -27,6 +27,14 @@
     transformers' ``generate`` with its DynamicCache, with a StaticCache, and with a StaticCache
     and ``torch.compile`` (transformers' own compiled decoding), against musicstems' own loop
     (its in-place cache), in fp32 and int8.
+
+``python -m benchmarks.experiments headroom --model DIR``
+    What issue 6's "within 2x of the memory-bandwidth floor" leaves for self-attention, in one
+    process: the read bandwidth, the decoder step (int8 and bf16, as ``load_model`` sets them up
+    on this CPU) with one cached position -- every cost but reading the KV cache -- and at the
+    mean and last positions of a 4 stem x 10 s song, the song's whole loop per step (sampling
+    included, as the benchmark's ms/step), the floor at the mean (as the benchmark computes
+    it), and the time and read speed self-attention would need for 2x.
 """
 
 from __future__ import annotations
@@ -404,6 +412,82 @@ def step(model_dir: str, lengths=(1, 250, 500)) -> None:
         release_models()
 
 
+def headroom(model_dir: str, duration_s: float = 10.0, stems: int = 4) -> None:
+    """The decoder step at 1, mean and last cached positions of a ``stems`` x ``duration_s``
+    song against the bandwidth floor at the mean (``run.bytes_per_step``), all in one process,
+    and what is left for self-attention under 2x the floor."""
+    import math
+
+    import torch
+    from transformers import AutoProcessor, MusicgenConfig
+
+    from musicstems.backends.decoding import (DecoderStep, SamplingSettings, encode_text,
+                                              sample_codes)
+    from musicstems.backends.musicgen import load_model, release_models
+
+    from .machine import read_bandwidth_gbs
+    from .run import bytes_per_step
+
+    config = MusicgenConfig.from_pretrained(model_dir)
+    codebooks = config.decoder.num_codebooks
+    steps = math.ceil(duration_s * config.audio_encoder.frame_rate) + codebooks - 1
+    mean = (steps + 1) // 2
+    processor = AutoProcessor.from_pretrained(model_dir)
+    prompts = ["punchy techno drums", "deep acid bassline", "warm analog pads", "lead synth",
+               "shimmering arpeggio", "vocal chops", "string section", "noise sweeps"][:stems]
+    inputs = processor(text=prompts, padding=True, return_tensors="pt")
+    bandwidth = read_bandwidth_gbs()
+    print(f"read bandwidth {bandwidth:.1f} GB/s; {stems} stems x {duration_s:g} s = {steps} "
+          f"steps, mean cached positions {mean}", flush=True)
+    for precision in ("int8", "bf16"):
+        loaded = load_model(model_dir, device="cpu", precision=precision, quiet=True)
+        cache_dtype = loaded.kv_dtype or loaded.model.dtype  # None: the activations'
+        kv_bytes = torch.tensor([], dtype=cache_dtype).element_size()
+        with torch.inference_mode():
+            states, mask = encode_text(loaded.model, inputs["input_ids"],
+                                       inputs["attention_mask"], guided=True)
+            decoder_step = DecoderStep(loaded.model, 2 * stems, steps + 1,
+                                       kv_dtype=loaded.kv_dtype)
+            decoder_step.set_encoder(states, mask)
+            codes = torch.zeros(2 * stems, codebooks, dtype=torch.long)
+            for _ in range(steps + 1):  # unwritten cache pages would read as zeros
+                decoder_step(codes)
+            ms = {}
+            for length in (1, mean, steps):
+                def run(length=length):
+                    for _ in range(20):
+                        decoder_step.length = length
+                        decoder_step(codes)
+                run()
+                ms[length] = 1000 * _best(run, 3) / 20
+            del decoder_step
+            # the song's loop, sampling included: what the benchmark's ms/step measures
+            clock = []
+            torch.manual_seed(0)
+            sample_codes(loaded.model, inputs["input_ids"], inputs["attention_mask"],
+                         SamplingSettings(max_new_tokens=steps, guidance_scale=3.0),
+                         kv_dtype=loaded.kv_dtype,
+                         on_step=lambda step: clock.append(time.perf_counter()))
+            loop_ms = 1000 * (clock[-1] - clock[0]) / (steps - 1)
+        need = bytes_per_step(config, precision, stems, steps, kv_bytes)
+        floor_ms = 1000 * need["total"] / (bandwidth * 1e9)
+        attention_ms = ms[mean] - ms[1]
+        budget_ms = 2 * floor_ms - ms[1]
+        needed = (f"{need['kv'] / budget_ms / 1e6:.1f} GB/s, "
+                  f"{100 * need['kv'] / budget_ms / 1e6 / bandwidth:.0f} % of the bandwidth"
+                  if budget_ms > 0 else "impossible: the rest of the step alone is over 2x")
+        print(f"{precision} (KV cache {str(cache_dtype).removeprefix('torch.')}): step at 1 / "
+              f"{mean} / {steps} cached positions {ms[1]:.1f} / {ms[mean]:.1f} / "
+              f"{ms[steps]:.1f} ms; the song's loop {loop_ms:.1f} ms per step; floor at {mean} "
+              f"{floor_ms:.1f} ms ({need['weights'] / 1e6:.0f} MB weights + "
+              f"{need['kv'] / 1e6:.0f} MB cache): step {ms[mean] / floor_ms:.2f}x, loop "
+              f"{loop_ms / floor_ms:.2f}x; self-attention at {mean} about {attention_ms:.1f} ms "
+              f"({need['kv'] / attention_ms / 1e6:.1f} GB/s); for a 2x step it would have "
+              f"{budget_ms:.1f} ms: {needed}", flush=True)
+        del loaded, states
+        release_models()
+
+
 _CONTENTION_CHILD = """
 import sys, time, torch
 from musicstems.backends.decoding import DecoderStep, encode_text
@@ -466,9 +550,10 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.experiments",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=("linear", "attention", "cache", "step", "contention"))
-    parser.add_argument("--model", help="a saved model folder (for 'cache', 'step' and "
-                        "'contention')")
+    parser.add_argument("which", choices=("linear", "attention", "cache", "step", "contention",
+                                                 "headroom"))
+    parser.add_argument("--model", help="a saved model folder (for 'cache', 'step', "
+                        "'contention' and 'headroom')")
     parser.add_argument("--steps", type=int, default=250)
     args = parser.parse_args(argv)
     from transformers.utils import logging
@@ -485,6 +570,8 @@ def main(argv=None) -> None:
         cache(args.model, args.steps)
     elif args.which == "contention":
         contention(args.model)
+    elif args.which == "headroom":
+        headroom(args.model)
     else:
         step(args.model)
 
