@@ -360,6 +360,24 @@ def _streaming_attention_rows(query, keys, values, lengths) -> None:
               f"{error:.1e})", flush=True)
 
 
+_PROMPTS = ("punchy techno drums", "deep acid bassline", "warm analog pads", "lead synth",
+            "shimmering arpeggio", "vocal chops", "string section", "noise sweeps")
+
+
+def _step_ms_at(decoder_step, codes, lengths, steps: int = 20) -> list[float]:
+    """Mean ms of ``decoder_step`` at each cache length: the best of 3 runs of ``steps`` steps
+    after one to warm up. The cache must be filled first (unwritten pages read as zeros)."""
+    times = []
+    for length in lengths:
+        def run(length=length):
+            for _ in range(steps):
+                decoder_step.length = length
+                decoder_step(codes)
+        run()
+        times.append(1000 * _best(run, 3) / steps)
+    return times
+
+
 def step(model_dir: str, lengths=(1, 250, 500)) -> None:
     """musicstems' decoder step (``DecoderStep``, 4 stems under guidance = 8 rows) in int8 and
     bf16, with and without the Linear layers packed for oneDNN, with the KV cache in bf16 and
@@ -373,7 +391,7 @@ def step(model_dir: str, lengths=(1, 250, 500)) -> None:
     from musicstems.backends.musicgen import load_model, release_models
 
     processor = AutoProcessor.from_pretrained(model_dir)
-    prompts = ["punchy techno drums", "deep acid bassline", "warm analog pads", "lead synth"]
+    prompts = list(_PROMPTS[:4])
     inputs = processor(text=prompts, padding=True, return_tensors="pt")
     capacity = max(lengths) + 1
     packing = prec.pack_linears_onednn
@@ -396,14 +414,7 @@ def step(model_dir: str, lengths=(1, 250, 500)) -> None:
                                     dtype=torch.long)
                 for _ in range(capacity):
                     decoder_step(codes)
-                times = []
-                for length in lengths:
-                    def run(length=length):
-                        for _ in range(20):
-                            decoder_step.length = length
-                            decoder_step(codes)
-                    run()
-                    times.append(1000 * _best(run, 3) / 20)
+                times = _step_ms_at(decoder_step, codes, lengths)
             label = (f"{precision} {'packed for oneDNN' if packed else 'F.linear'}, cache "
                      f"{str(kv_dtype).removeprefix('torch.')}")
             print(f"{label:46s} " + "  ".join(f"at {n}: {t:5.1f} ms" for n, t in
@@ -434,8 +445,7 @@ def headroom(model_dir: str, duration_s: float = 10.0, stems: int = 4) -> None:
     steps = math.ceil(duration_s * config.audio_encoder.frame_rate) + codebooks - 1
     mean = (steps + 1) // 2
     processor = AutoProcessor.from_pretrained(model_dir)
-    prompts = ["punchy techno drums", "deep acid bassline", "warm analog pads", "lead synth",
-               "shimmering arpeggio", "vocal chops", "string section", "noise sweeps"][:stems]
+    prompts = list(_PROMPTS[:stems])
     inputs = processor(text=prompts, padding=True, return_tensors="pt")
     bandwidth = read_bandwidth_gbs()
     print(f"read bandwidth {bandwidth:.1f} GB/s; {stems} stems x {duration_s:g} s = {steps} "
@@ -456,14 +466,7 @@ def headroom(model_dir: str, duration_s: float = 10.0, stems: int = 4) -> None:
                 decoder_step(codes)
             steps_ms = 1000 * (time.perf_counter() - start) / steps  # the song's steps, bare
             decoder_step(codes)
-            ms = {}
-            for length in (1, mean, steps):
-                def run(length=length):
-                    for _ in range(20):
-                        decoder_step.length = length
-                        decoder_step(codes)
-                run()
-                ms[length] = 1000 * _best(run, 3) / 20
+            ms = dict(zip((1, mean, steps), _step_ms_at(decoder_step, codes, (1, mean, steps))))
             del decoder_step
             # the song's loop, sampling included: what the benchmark's ms/step measures
             clock = []
