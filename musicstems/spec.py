@@ -26,6 +26,7 @@ __all__ = [
     "validate_compose_args",
     "check_bpm",
     "check_finite",
+    "check_precision_device",
     "DEFAULT_MODEL",
     "MUSICGEN_MAX_DURATION_S",
 ]
@@ -295,6 +296,22 @@ def _check_model(model: Any) -> str:
     return text
 
 
+def check_precision_device(precision: str, device: str) -> None:
+    """The one rule of which precision runs on which device, checked at the door (``device``
+    as given) and again once ``"auto"`` has been resolved to a real device.
+
+    Raises :class:`MusicStemsError` for fp16 on a CPU (no fast fp16 there) and int8 on a GPU
+    (int8 is CPU dynamic quantization); ``"auto"`` on either side passes.
+    """
+    if precision == "fp16" and device == "cpu":
+        raise MusicStemsError("precision='fp16' needs a GPU and device='cpu' was given or "
+                              "found; use precision='bf16', 'int8' or 'auto' on a CPU.")
+    if precision == "int8" and device in ("cuda", "mps"):
+        raise MusicStemsError(f"precision='int8' is CPU dynamic quantization and "
+                              f"device={device!r} is a GPU; use precision='fp16', 'bf16' or "
+                              "'auto' there, or device='cpu'.")
+
+
 def _choice(value: Any, argument: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise MusicStemsError(
@@ -361,12 +378,7 @@ def validate_compose_args(stems: Any, **kwargs: Any) -> SongSpec:
         )
     device = _choice(kwargs.get("device", "auto"), "device", DEVICES)
     precision = _choice(kwargs.get("precision", "auto"), "precision", PRECISIONS)
-    if precision == "fp16" and device == "cpu":
-        raise MusicStemsError("precision='fp16' is not allowed with device='cpu' (CPUs have no "
-                              "fast fp16); use 'bf16', 'int8' or 'auto' on a CPU.")
-    if precision == "int8" and device in ("cuda", "mps"):
-        raise MusicStemsError(f"precision='int8' is not allowed with device={device!r}: int8 is "
-                              "CPU dynamic quantization; use 'fp16', 'bf16' or 'auto' on a GPU.")
+    check_precision_device(precision, device)
     spec = SongSpec(
         stems=parsed, style=style, bpm=bpm, key=key, duration_s=duration_s, seed=seed,
         backend=backend, model=model, device=device, precision=precision,

@@ -15,7 +15,7 @@ import sys
 import warnings
 
 from ..errors import MusicStemsError
-from ..spec import PRECISIONS
+from ..spec import PRECISIONS, check_precision_device
 
 __all__ = ["resolve_device", "resolve_precision", "torch_dtype", "int8_available",
            "cpu_features", "quantize_decoder_int8", "prepare_bf16_cpu", "pack_linears_onednn",
@@ -128,13 +128,8 @@ def resolve_precision(precision: str, device: str, *, bf16_supported: bool | Non
     if precision not in PRECISIONS:
         raise MusicStemsError(f"precision={precision!r} is not known; use one of "
                               f"{', '.join(repr(p) for p in PRECISIONS)}.")
-    if precision == "fp16" and device == "cpu":
-        raise MusicStemsError("precision='fp16' needs a GPU; use 'bf16', 'int8' or 'auto' "
-                              "on a CPU.")
+    check_precision_device(precision, device)
     if precision == "int8":
-        if device != "cpu":
-            raise MusicStemsError(f"precision='int8' is CPU dynamic quantization; on "
-                                  f"device={device!r} use 'fp16', 'bf16' or 'auto'.")
         if not int8_available():
             raise MusicStemsError("precision='int8' needs torch's dynamic quantization with "
                                   "x86 int8 kernels, which this torch/CPU does not have; use "
