@@ -51,6 +51,8 @@ def compose(
     align: bool = True,
     progress: bool = True,
     callback: Callable[[dict], None] | None = None,
+    primer: str | None = "plan",
+    harmony: str | None = "plan",
 ) -> Composition:
     """Generate every stem, align them, match their loudness, mix and master the song.
 
@@ -98,6 +100,15 @@ def compose(
         Show a progress bar (terminal or Jupyter). ``False`` prints nothing.
     callback : callable, optional
         Called with a dict ``{"stage": ..., "step": ..., "total": ...}`` as work advances.
+    primer : {"plan", None}
+        ``"plan"`` (musicgen backend): each stem continues a count-in of about 2 s rendered
+        from the plan at its tempo and key (the stem's planned first bar), cut off again
+        afterwards; ``None``: the text alone. docs/backends.md.
+    harmony : {"plan", None}
+        With a melody model (``model="facebook/musicgen-melody"``): each tonal stem is
+        conditioned on the chroma of its planned part (or of its ``Stem(melody=...)`` file);
+        drums never. ``None``: off. Without a melody model only ``None`` is allowed; the
+        default then means off.
 
     Returns
     -------
@@ -122,7 +133,9 @@ def compose(
         backend=backend, model=model, device=device, precision=precision,
         guidance_scale=guidance_scale, temperature=temperature, top_k=top_k, top_p=top_p,
         stem_lufs=stem_lufs, target_lufs=target_lufs, ceiling_dbfs=ceiling_dbfs, align=align,
-        progress=progress)
+        progress=progress, primer=primer,
+        # "plan" is harmony's default only where a melody model can hear it
+        **({} if harmony == "plan" else {"harmony": harmony}))
     return render(spec, callback=callback)
 
 
@@ -177,7 +190,11 @@ def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None) ->
             "prompt": stem.prompt, "prompt_sent": spec.prompts[stem.name],
             "gain_db": stem.gain_db, "pan": stem.pan, "loudness": loudness,
             "alignment": alignment_report.get("stems", {}).get(stem.name),
+            # what the model heard besides the text (None: nothing)
+            "primer": generated.report.get("primer", {}).get(stem.name),
         }
+        if "harmony" in generated.report:
+            stem_entries[stem.name]["harmony"] = generated.report["harmony"].get(stem.name)
     lap("loudness")
 
     _notify(callback, "mix")

@@ -121,12 +121,16 @@ class Stem:
         Level of this stem in the mix relative to the others, in dB (after loudness matching).
     pan : float
         Stereo position in [-1, 1]: -1 hard left, 0 centre, 1 hard right.
+    melody : str or Path, optional
+        An audio file (a hummed or played tune) whose chroma this stem follows; melody
+        models only (``model="facebook/musicgen-melody"``), tonal stems only.
     """
 
     name: str
     prompt: str
     gain_db: float = 0.0
     pan: float = 0.0
+    melody: Any = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,8 @@ class SongSpec:
     align: bool = True
     progress: bool = True
     prompts: Mapping[str, str] = field(default_factory=dict)
+    primer: str | None = None  # conditioning.check_conditioning decides; None: text only
+    harmony: str | None = None
 
     @property
     def names(self) -> list[str]:
@@ -249,7 +255,7 @@ def parse_stems(stems: Any) -> tuple[Stem, ...]:
         gain_db = check_finite(item.gain_db, f"stem {name!r} gain_db", low=-60, high=24)
         pan = check_finite(item.pan, f"stem {name!r} pan", low=-1, high=1,
                            fix="-1 is hard left, 0 centre, 1 hard right.")
-        parsed.append(Stem(name, prompt, gain_db, pan))
+        parsed.append(Stem(name, prompt, gain_db, pan, item.melody))
     if not parsed:
         raise MusicStemsError(
             "stems is empty; give at least one stem, e.g. {'drums': 'punchy techno drums'}."
@@ -387,4 +393,8 @@ def validate_compose_args(stems: Any, **kwargs: Any) -> SongSpec:
         align=bool(kwargs.get("align", True)), progress=bool(kwargs.get("progress", True)),
     )
     prompts = {s.name: build_prompt(s.prompt, style=style, bpm=bpm, key=key) for s in parsed}
-    return replace(spec, prompts=prompts)
+    from .conditioning import check_conditioning
+
+    primer, harmony = check_conditioning(
+        spec, **{k: kwargs[k] for k in ("primer", "harmony") if k in kwargs})
+    return replace(spec, prompts=prompts, primer=primer, harmony=harmony)

@@ -1,0 +1,212 @@
+"""What MusicGen hears of the plan besides words: a primer of audio, and a melody's chroma.
+
+Both are plain numpy, made from the song's :class:`~musicstems.plan.Plan` by the sketch synth
+(:mod:`musicstems.synth`), before any model runs; the MusicGen backend encodes them
+(``backends/primer.py``, ``backends/melody.py``).
+
+**Primer.** Each stem is generated as the continuation of a short count-in rendered at the
+plan's tempo and key: the stem's own planned part (its first bar: the drums' groove, the bass's
+roots, the pads' chords), else a click on every beat for drums or the song's first chord for a
+tonal stem when the part is silent there. Its length is :func:`primer_beats` whole beats --
+one bar of 4/4 at 120 bpm and above, fewer at slower tempos, so it never passes
+:data:`PRIMER_MAX_S` -- ending exactly on a downbeat, so the song's first sample, right after
+the primer, falls on the plan's beat 1. Why about 2 s: it holds three or four beats (a tempo
+and a meter to continue) and a chord (a key), while the 30 s window MusicGen was trained on
+stays the song's, and the primer's own frames -- encoded, run through the decoder in one
+batched pass, decoded and cut off again -- cost a few percent of a 10 s song
+(docs/backends.md). The primer window is a whole number of codec frames; the leading fraction
+of a frame before the first beat is silence.
+
+**Chroma** (MusicGen-Melody): :func:`melody_chroma`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["PRIMER_MAX_S", "PRIMERS", "HARMONIES", "Primer", "primer_beats", "render_primers",
+           "check_conditioning", "is_melody_model"]
+
+#: ``primer=``: "plan" (a count-in rendered from the plan) or None (text only).
+PRIMERS = ("plan",)
+#: ``harmony=``: "plan" (each tonal stem's planned part as chroma) or None; melody models only.
+HARMONIES = ("plan",)
+_UNSET = object()
+
+#: The longest primer, in seconds (see the module's docstring for why).
+PRIMER_MAX_S = 2.0
+_CLICK_KEY, _ACCENT_KEY = 42, 37  # GM closed hat on the beats, rim shot on the downbeat
+_QUIET = 1e-4  # peak below which a rendered part counts as silent (-80 dBFS)
+
+
+@dataclass(frozen=True)
+class Primer:
+    """One stem's primer: ``audio`` (channels, samples) float32 at the model's rate; ``source``
+    says what it is ("plan part", "click", "first chord")."""
+
+    audio: np.ndarray
+    source: str
+    beats: int
+
+    def report(self, sample_rate: int) -> dict:
+        return {"source": self.source, "beats": self.beats,
+                "seconds": round(self.audio.shape[-1] / sample_rate, 6)}
+
+
+def primer_beats(plan) -> int:
+    """Whole beats of the primer: the bar's beats, fewer when a bar is longer than
+    :data:`PRIMER_MAX_S`, at least one."""
+    return max(1, min(plan.meter[0], math.floor(PRIMER_MAX_S / plan.beat_s + 1e-9)))
+
+
+def _click(plan, beats: int, sample_rate: int, num_samples: int) -> np.ndarray:
+    from .synth.drums import drum_hit
+
+    out = np.zeros((2, num_samples))
+    beat = plan.beat_s * sample_rate
+    for index in range(beats):
+        downbeat = (plan.meter[0] - beats + index) % plan.meter[0] == 0
+        hit = drum_hit(_ACCENT_KEY if downbeat else _CLICK_KEY, "909", sample_rate)
+        start = num_samples - round((beats - index) * beat)
+        stop = min(num_samples, start + hit.shape[-1])
+        out[:, start:stop] += (1.0 if downbeat else 0.7) * hit[:, :stop - start]
+    return out
+
+
+def _first_chord(part, plan, sample_rate: int, num_samples: int) -> np.ndarray:
+    from .synth.voices import render_note
+
+    chord = plan.chords[0]
+    octave = 36 if part.role == "bass" else 60
+    out = np.zeros((2, num_samples))
+    for pc in chord.pitch_classes[:1] if part.role == "bass" else chord.pitch_classes:
+        note = render_note(part.role, part.sound, octave + pc, num_samples / sample_rate, 96,
+                           part.style.brightness, sample_rate)
+        out += note[:, :num_samples] if note.shape[-1] >= num_samples else np.pad(
+            note, ((0, 0), (0, num_samples - note.shape[-1])))
+    return out
+
+
+def render_primers(plan, names, sample_rate: int, hop: int) -> dict[str, Primer]:
+    """Every stem's primer, all of one length.
+
+    Parameters
+    ----------
+    plan : Plan
+    names : sequence of str
+        Stems of ``plan`` to make primers for.
+    sample_rate : int > 0, Hz
+        The model's rate.
+    hop : int > 0, samples
+        Samples per codec frame (640 at 32 kHz, 50 frames/s): the primer is a whole number of
+        frames, so cutting it off the output keeps every length exact to the sample.
+
+    Returns
+    -------
+    dict of str -> Primer
+        ``audio`` [shape=(2, frames * hop)], float32, peak -6 dBFS: :func:`primer_beats` beats
+        that end at the window's end, on a downbeat.
+    """
+    from .synth.render import render_part
+
+    beats = primer_beats(plan)
+    beat_samples = beats * plan.beat_s * sample_rate
+    frames = math.ceil(beat_samples / hop - 1e-9)
+    window = frames * hop
+    sounding = round(beat_samples)  # the beats; the rest of the window before them is silence
+    bar = round(plan.bar_s * sample_rate)
+    primers = {}
+    for name in names:
+        part = plan.parts[name]
+        # the part's first bar, its last `beats` beats: they end on the next downbeat
+        audio = render_part(part, plan, sample_rate, bar)[:, bar - sounding:].astype(np.float64)
+        source = "plan part"
+        if not np.max(np.abs(audio), initial=0.0) > _QUIET:
+            source = "click" if part.role == "drums" else "first chord"
+            audio = (_click(plan, beats, sample_rate, sounding) if part.role == "drums"
+                     else _first_chord(part, plan, sample_rate, sounding))
+        peak = np.max(np.abs(audio), initial=0.0)
+        if peak > 0:
+            audio = audio * (0.5 / peak)
+        out = np.zeros((2, window), dtype=np.float32)
+        out[:, window - sounding:] = audio
+        primers[name] = Primer(audio=out, source=source, beats=beats)
+    return primers
+
+
+def is_melody_model(model: str) -> bool:
+    """Whether ``model`` (a folder or a hub id) is a MusicGen-Melody, from its config.json --
+    read from the folder or the local Hugging Face cache, no network and no torch -- or, for a
+    hub id not cached yet, from its name."""
+    import json
+    from pathlib import Path
+
+    folder = Path(model).expanduser()
+    config = folder / "config.json" if folder.is_dir() else None
+    if config is None:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(model, "config.json")
+            config = Path(cached) if isinstance(cached, str) else None
+        except (ImportError, ValueError):
+            config = None
+    if config is not None and config.is_file():
+        with open(config, encoding="utf-8") as file:
+            return json.load(file).get("model_type") == "musicgen_melody"
+    return "musicgen-melody" in str(model).lower()
+
+
+def check_conditioning(spec, *, primer=_UNSET, harmony=_UNSET):
+    """Validate ``primer``, ``harmony`` and every stem's ``melody`` against ``spec`` (backend,
+    model, stems) and return ``(primer, harmony)`` as the song uses them: ``primer`` defaults
+    to "plan" with the musicgen backend, ``harmony`` to "plan" with a melody model; the sketch
+    backend renders the plan itself and takes neither. Called by
+    :func:`~musicstems.spec.validate_compose_args`, before any model loads.
+
+    Raises
+    ------
+    MusicStemsError
+        For an unknown ``primer`` / ``harmony``, ``harmony`` or ``melody=`` without a melody
+        model, ``melody=`` on a drums stem or naming no readable file.
+    """
+    from pathlib import Path
+
+    from .errors import MusicStemsError
+
+    musicgen = spec.backend == "musicgen"
+    melody_model = musicgen and is_melody_model(spec.model)
+    if primer is _UNSET:
+        primer = "plan" if musicgen else None
+    if primer is not None and primer not in PRIMERS:
+        raise MusicStemsError(f"primer={primer!r} is not known; use 'plan' (a count-in "
+                              "rendered from the plan's tempo and key) or None (text only).")
+    if harmony is _UNSET:
+        harmony = "plan" if melody_model else None
+    if harmony is not None and harmony not in HARMONIES:
+        raise MusicStemsError(f"harmony={harmony!r} is not known; use 'plan' (each tonal "
+                              "stem hears its planned part as a chroma) or None.")
+    melodies = {s.name: s.melody for s in spec.stems if getattr(s, "melody", None) is not None}
+    if (harmony is not None or melodies) and not melody_model:
+        what = f"harmony={harmony!r}" if harmony is not None else \
+            f"stem {next(iter(melodies))!r} melody="
+        raise MusicStemsError(
+            f"{what} needs a melody model and model={spec.model!r} (backend={spec.backend!r}) "
+            "is not one; pass model='facebook/musicgen-melody' (musicstems.testing."
+            "tiny_musicgen(path, melody=True) writes a tiny one), or leave it out.")
+    if melodies:
+        from .plan import make_plan
+
+        roles = make_plan(spec).roles
+        for name, melody in melodies.items():
+            if roles.get(name) == "drums":
+                raise MusicStemsError(f"stem {name!r} is drums and has melody={melody!r}; "
+                                      "drums take no melody: give it to a tonal stem.")
+            if not isinstance(melody, (str, Path)) or not Path(melody).expanduser().is_file():
+                raise MusicStemsError(f"stem {name!r} has melody={melody!r}, which is not a "
+                                      "file on this machine; pass the path of an audio file "
+                                      "(wav, flac, ogg, mp3).")
+    return (primer if musicgen else None), harmony
