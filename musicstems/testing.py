@@ -64,7 +64,11 @@ def musicgen_config(*, size: str = "tiny", vocab_size: int = 160, stereo: bool =
         codec = EncodecConfig(
             sampling_rate=32000, audio_channels=1, hidden_size=32, num_filters=4,
             upsampling_ratios=[8, 5, 4, 4], codebook_size=64, codebook_dim=32,
-            target_bandwidths=[2.2], num_lstm_layers=1, normalize=False, use_causal_conv=False,
+            # 1.2 kbps first: encode's default, 4 codebooks of 6 bits at 50 frames/s -- the
+            # decoder's 4, as 2.2 kbps is for the real 2048-code codec -- so an audio prompt
+            # encodes to codes the decoder reads; the last (2.2) sets the quantizer's 7 layers,
+            # as before, so the weights and every decode are unchanged
+            target_bandwidths=[1.2, 2.2], num_lstm_layers=1, normalize=False, use_causal_conv=False,
         )
         decoder = MusicgenDecoderConfig(vocab_size=64, hidden_size=64, num_hidden_layers=2,
                                         num_attention_heads=4, ffn_dim=128, num_codebooks=4,
@@ -95,6 +99,28 @@ def musicgen_config(*, size: str = "tiny", vocab_size: int = 160, stereo: bool =
                           decoder=decoder.to_dict())
 
 
+def _spread_encoder(codec) -> None:
+    """Make a random EnCodec's encoder tell audio apart, for audio prompts: its biases zeroed
+    and its last convolution scaled so its output has unit spread, like the unit-normal
+    codebooks. Otherwise its small outputs, a constant bias plus 1 % of signal, sit nearest the
+    same code whatever the audio, and a test of two primers could not fail. Touches only the
+    encoder, and draws from its own generator: decoding, and so every song without a primer,
+    is unchanged."""
+    import torch
+
+    for name, parameter in codec.encoder.named_parameters():
+        if name.endswith("bias"):
+            parameter.zero_()
+    calibration = torch.randn(2, 1, 32000, generator=torch.Generator().manual_seed(0))
+    spread = float(codec.encoder(0.3 * calibration).std())
+    last = codec.encoder.layers[-1].conv
+    gain = getattr(getattr(last, "parametrizations", None), "weight", None)
+    if gain is not None:
+        gain.original0.mul_(1.0 / spread)  # the weight norm's magnitude
+    else:
+        last.weight.mul_(1.0 / spread)
+
+
 def build_random_musicgen(*, size: str = "tiny", seed: int = 0, stereo: bool = False):
     """A randomly initialised ``MusicgenForConditionalGeneration`` and its processor."""
     import torch
@@ -119,6 +145,7 @@ def build_random_musicgen(*, size: str = "tiny", seed: int = 0, stereo: bool = F
         for name, parameter in model.audio_encoder.decoder.named_parameters():
             if name.endswith("bias"):
                 parameter.zero_()
+        _spread_encoder(model.audio_encoder)
     model.generation_config = GenerationConfig(
         do_sample=True, guidance_scale=3.0, top_k=250, max_length=1500,
         decoder_start_token_id=config.decoder.bos_token_id,
