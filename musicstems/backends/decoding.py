@@ -294,6 +294,57 @@ class DecoderStep:
         hidden = hidden + layer.fc2(F.gelu(layer.fc1(x)))
         return hidden
 
+    def _prefill_layer(self, i: int, layer, hidden: torch.Tensor) -> torch.Tensor:
+        """Decoder layer ``i`` over every position of ``hidden`` (rows, positions, width) at
+        once, from an empty cache, as ``generate``'s first forward runs it: causal
+        self-attention, the same products on the same shapes."""
+        rows, length, _ = hidden.shape
+        heads, dim = self.num_heads, self.head_dim
+        attn = layer.self_attn
+        x = layer.self_attn_layer_norm(hidden)
+        q, k, v = self._projections(attn, x)
+        q = q.reshape(rows, length, heads, dim).transpose(1, 2)
+        self.keys[i][:, :, :length].copy_(k.reshape(rows, length, heads, dim).transpose(1, 2))
+        self.values[i][:, :, :length].copy_(v.reshape(rows, length, heads, dim).transpose(1, 2))
+        k, v = self.keys[i][:, :, :length], self.values[i][:, :, :length]
+        out = F.scaled_dot_product_attention(q.to(k.dtype), k, v, is_causal=True,
+                                             scale=attn.scaling).to(q.dtype)
+        hidden = hidden + attn.out_proj(out.transpose(1, 2).reshape(rows, length, -1))
+
+        cross = layer.encoder_attn
+        x = layer.encoder_attn_layer_norm(hidden)
+        q = cross.q_proj(x).reshape(rows, length, heads, dim).transpose(1, 2)
+        k, v = self.cross_keys[i], self.cross_values[i]
+        n = self.text_rows
+        out = q.new_zeros(q.shape)
+        out[:n] = F.scaled_dot_product_attention(q[:n], k, v, attn_mask=self.cross_mask,
+                                                 scale=cross.scaling)
+        hidden = hidden + cross.out_proj(out.transpose(1, 2).reshape(rows, length, -1))
+
+        x = layer.final_layer_norm(hidden)
+        return hidden + layer.fc2(F.gelu(layer.fc1(x)))
+
+    def prefill(self, codes: torch.Tensor) -> torch.Tensor:
+        """Every known step at once -- the start token and a primer's codes, (rows, codebooks,
+        positions) -- into an empty cache, in one pass as ``generate``'s first forward (one
+        batched product per weight instead of a step per position, and the same arithmetic as
+        ``generate``, whose int8 activations are quantized over the whole pass). Returns the
+        logits of the step after the last, as :meth:`__call__` does."""
+        decoder = self.decoder
+        rows, _, length = codes.shape
+        if self.length or length > self.keys[0].shape[2]:
+            raise RuntimeError(f"DecoderStep.prefill: {length} positions into a cache of "
+                               f"{self.keys[0].shape[2]} holding {self.length}")
+        hidden = sum(decoder.embed_tokens[k](codes[:, k]) for k in range(self.num_codebooks))
+        hidden = hidden + decoder.embed_positions.weights[:length]
+        for i, layer in enumerate(self.layers):
+            hidden = self._prefill_layer(i, layer, hidden)
+        self.length = length
+        # norm and heads over every position, as the model's forward, then the last one
+        hidden = decoder.layer_norm(hidden)
+        logits = torch.stack([head(hidden) for head in self.heads], dim=1)[:, :, -1]
+        return logits.reshape(rows * self.num_codebooks, -1).float()
+
     def __call__(self, codes: torch.Tensor) -> torch.Tensor:
         """``codes``: (rows, codebooks) of the last step; returns logits (rows * codebooks,
         vocab) in float32, the layout ``generate`` samples from."""
@@ -363,12 +414,18 @@ def encode_text(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | N
 
 def sample_codes(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                  settings: SamplingSettings, *, kv_dtype=None,
-                 on_step: Callable[[int], Any] | None = None) -> torch.Tensor:
+                 on_step: Callable[[int], Any] | None = None,
+                 prefix_codes: torch.Tensor | None = None) -> torch.Tensor:
     """Sample MusicGen's audio codes for a batch of text prompts, on torch's global RNG.
 
     Returns the codes as ``generate`` hands them to the audio codec: (1, batch, codebooks,
     frames), the delay pattern undone. ``on_step(step)`` is called after each decoder step
     (from 1). The KV cache is freed before this returns, before the codec needs the memory.
+
+    ``prefix_codes`` (batch, codebooks, primer frames), from ``primer.encode_primers``: an
+    audio prompt's codes, forced where ``generate(input_values=...)`` forces them (after the
+    start token, each codebook k steps late) and run through the decoder in one pass; the
+    returned frames then begin with the primer's, as ``generate``'s audio begins with it.
     """
     num_codebooks = model.config.decoder.num_codebooks
     batch = input_ids.shape[0]
@@ -377,25 +434,32 @@ def sample_codes(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | 
 
     start_id = int(model.generation_config.decoder_start_token_id)
     pad_id = int(model.generation_config.pad_token_id)
-    length = 1 + settings.max_new_tokens
+    known = 1 if prefix_codes is None else 1 + prefix_codes.shape[-1]  # start token + primer
+    length = known + settings.max_new_tokens
     first = torch.full((batch * num_codebooks, 1), start_id, dtype=torch.long,
                        device=input_ids.device)
+    if prefix_codes is not None:
+        first = torch.cat([first, prefix_codes.reshape(batch * num_codebooks, -1)], dim=1)
     # transformers' own delay pattern (mono and stereo): (batch * codebooks, length), -1 where
-    # a code is sampled, else the code forced there
+    # a code is sampled, else the code forced there (the start token, a primer's codes, pads)
     _, pattern = model.decoder.build_delay_pattern_mask(first, pad_token_id=start_id,
                                                         max_length=length)
     codes = torch.where(pattern == -1, start_id, pattern)
     step = DecoderStep(model, 2 * batch if guided else batch, length, kv_dtype=kv_dtype)
     step.set_encoder(states, mask)
-    for t in range(settings.max_new_tokens):
-        last = codes[:, t].view(batch, num_codebooks)
-        logits = step(last.repeat(2, 1) if guided else last)
+    for t in range(known - 1, length - 1):
+        if t == known - 1 and known > 1:
+            prefix = codes[:, :known].view(batch, num_codebooks, known)
+            logits = step.prefill(prefix.repeat(2, 1, 1) if guided else prefix)
+        else:
+            last = codes[:, t].view(batch, num_codebooks)
+            logits = step(last.repeat(2, 1) if guided else last)
         probs = F.softmax(_process(logits, settings), dim=-1)
         sampled = torch.multinomial(probs, num_samples=1).squeeze(1)
         forced = pattern[:, t + 1]
         codes[:, t + 1] = torch.where(forced == -1, sampled, forced)
         if on_step is not None:
-            on_step(t + 1)
+            on_step(t + 2 - known)
     del step  # the KV cache
     return codes[codes != pad_id].reshape(1, batch, num_codebooks, -1)
 

@@ -211,6 +211,22 @@ def _codec_decoder(model, sampler_fallback: str | None) -> str:
     return "musicstems windowed" if reason is None else f"transformers ({reason})"
 
 
+def _primers(stems, plan, settings, model, sample_rate: int):
+    """The stems' primers when ``settings.primer`` asks for them (else None): their length in
+    samples first, then the audio in stem order and the manifest's entry per stem."""
+    if getattr(settings, "primer", None) is None:
+        return None
+    from ..conditioning import render_primers
+    from ..plan import make_plan
+
+    plan = plan if plan is not None else make_plan(settings)
+    hop = math.prod(model.config.audio_encoder.upsampling_ratios)
+    made = render_primers(plan, [s.name for s in stems], sample_rate, hop)
+    audio = [made[s.name].audio for s in stems]
+    return (audio[0].shape[-1], audio,
+            {name: primer.report(sample_rate) for name, primer in made.items()})
+
+
 class MusicGenBackend:
     """All stems of a song in one batched sampling loop, decoded in one batched codec call."""
 
@@ -222,6 +238,7 @@ class MusicGenBackend:
 
         from .decoding import (SamplingSettings, decode_audio, layer_runner, sample_codes,
                                unsupported_reason)
+        from .primer import encode_primers, primer_values
 
         load_start = time.perf_counter()
         loaded = load_model(settings.model, device=settings.device,
@@ -236,6 +253,10 @@ class MusicGenBackend:
         max_new_tokens = frames + num_codebooks - 1
         inputs = loaded.processor(text=prompts, padding=True, return_tensors="pt")
         inputs = {k: v.to(loaded.device) for k, v in inputs.items()}
+        primer_start = time.perf_counter()
+        primers = _primers(stems, plan, settings, model, loaded.sample_rate)
+        primer_samples = 0 if primers is None else primers[0]
+        primer_render_s = time.perf_counter() - primer_start
         sampling = SamplingSettings(
             max_new_tokens=max_new_tokens, guidance_scale=settings.guidance_scale,
             temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p)
@@ -249,16 +270,21 @@ class MusicGenBackend:
             # fork_rng: the seed is this call's alone; the user's global RNG state is untouched.
             with torch.random.fork_rng(devices=devices), torch.inference_mode():
                 torch.manual_seed(settings.seed)
+                values = None if primers is None else primer_values(model, primers[1])
                 if fallback is None:
+                    prefix = None if values is None else encode_primers(model, values)
                     codes = sample_codes(model, inputs["input_ids"],
                                          inputs.get("attention_mask"), sampling,
-                                         kv_dtype=loaded.kv_dtype, on_step=progress)
+                                         kv_dtype=loaded.kv_dtype, on_step=progress,
+                                         prefix_codes=prefix)
                     audio = decode_audio(model, codes)
                 else:
                     from transformers import StoppingCriteriaList
 
+                    primed = {} if values is None else {"input_values": values}
                     audio = model.generate(
-                        **inputs, do_sample=True, guidance_scale=sampling.guidance_scale,
+                        **inputs, **primed, do_sample=True,
+                        guidance_scale=sampling.guidance_scale,
                         temperature=sampling.temperature, top_k=sampling.top_k,
                         top_p=sampling.top_p if sampling.top_p > 0 else None,
                         max_new_tokens=max_new_tokens,
@@ -268,7 +294,8 @@ class MusicGenBackend:
             progress.close()
         end = time.perf_counter()
         generate_s = end - start
-        audio = audio.float().cpu().numpy()  # (batch, channels, samples)
+        # (batch, channels, samples), the primer's frames cut off: the song starts after it
+        audio = audio[..., primer_samples:].float().cpu().numpy()
         out = {s.name: fit_length(audio[i], num_samples) for i, s in enumerate(stems)}
         report = {
             "model": loaded.model_id, "revision": loaded.revision, "device": loaded.device,
@@ -287,4 +314,7 @@ class MusicGenBackend:
             "decode_s": round(end - progress.last_s, 3),
             "threads": torch.get_num_threads(), "recipe": loaded.recipe,
         }
+        if primers is not None:  # only then: a song without one reports as before
+            report["primer"] = primers[2]
+            report["primer_render_s"] = round(primer_render_s, 3)
         return Generated(stems=out, sample_rate=loaded.sample_rate, report=report)
