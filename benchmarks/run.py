@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> dict:
             if built is None:
                 continue
             result["sizes"].append(run_size(size, Path(built["folder"]), args, log))
-    # A shared VM's bandwidth moves with its neighbours (29.6-52.4 GB/s on the AMD EPYC): the
+    # A shared VM's bandwidth moves with its neighbours (docs/performance.md, *Machines*): the
     # second reading shows how far it moved while the rows ran.
     result["machine"]["read_bandwidth_end_gbs"] = read_bandwidth_gbs()
     log(f"read bandwidth at the end: {result['machine']['read_bandwidth_end_gbs']:.1f} GB/s")

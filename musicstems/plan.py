@@ -13,7 +13,7 @@ order and each from its own seeded generator (so adding a stem never changes the
 6. per stem: role, sound and texture from its prompt (:func:`musicstems.roles.choose_style`),
    then its notes (:func:`musicstems.parts.write_part`).
 
-It is cheap (milliseconds) and deterministic: the same spec and seed give the same plan. Both
+It is cheap (no audio is rendered and no model loaded) and deterministic: the same spec and seed give the same plan. Both
 backends get it: the sketch backend renders its notes; MusicGen uses its tempo and key.
 """
 
