@@ -21,7 +21,7 @@ from .composition import Composition
 from .loudness import master, normalize_loudness
 from .mix import mix_stems
 from .plan import make_plan
-from .spec import DEFAULT_MODEL, SongSpec, Stem, build_prompt, validate_compose_args
+from .spec import DEFAULT_MODEL, SETTINGS, SongSpec, Stem, build_prompts, validate_compose_args
 
 __all__ = ["compose", "render"]
 
@@ -117,12 +117,8 @@ def compose(
     >>> song.mix.shape[-1] == 8 * song.sample_rate
     True
     """
-    spec = validate_compose_args(
-        stems, style=style, bpm=bpm, key=key, duration_s=duration_s, seed=seed,
-        backend=backend, model=model, device=device, precision=precision,
-        guidance_scale=guidance_scale, temperature=temperature, top_k=top_k, top_p=top_p,
-        stem_lufs=stem_lufs, target_lufs=target_lufs, ceiling_dbfs=ceiling_dbfs, align=align,
-        progress=progress)
+    arguments = locals()  # taken first, so it holds the parameters and nothing else
+    spec = validate_compose_args(stems, **{s.name: arguments[s.name] for s in SETTINGS})
     return render(spec, callback=callback)
 
 
@@ -133,7 +129,11 @@ def _notify(callback, stage: str, **extra: Any) -> None:
 
 def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None) -> Composition:
     """Run the pipeline on a validated :class:`SongSpec` (``compose`` validates, then calls
-    this)."""
+    this).
+
+    The stems' prompts are built here, once the plan has fixed the song's tempo and key; any
+    ``spec.prompts`` given in are replaced by them.
+    """
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -146,9 +146,7 @@ def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None) ->
     plan = make_plan(spec)
     # Every stem hears the plan's tempo and key, chosen once for the song, even where the
     # user left them open: separately generated stems then aim at the same grid and key.
-    spec = replace(spec, prompts={
-        s.name: build_prompt(s.prompt, style=spec.style, bpm=plan.bpm, key=plan.key)
-        for s in spec.stems})
+    spec = replace(spec, prompts=build_prompts(spec, bpm=plan.bpm, key=plan.key))
     lap("plan")
     _notify(callback, "generate", step=0, total=None)
     generated = get_backend(spec.backend).generate(spec.stems, plan, spec, callback=callback)
