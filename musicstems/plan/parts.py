@@ -25,9 +25,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..spec import Key
 from .harmony import Chord, Section, voice_chord
 from .roles import Genre, StemStyle
-from .spec import Key
 
 __all__ = ["Note", "Score", "TICKS_PER_BEAT", "STEP", "write_part", "DRUM_KEYS"]
 
@@ -483,7 +483,7 @@ def write_part(style: StemStyle, score: Score, rng: np.random.Generator) -> tupl
     Parameters
     ----------
     style : StemStyle
-        The stem's role, sound, texture, density ... (:func:`musicstems.roles.choose_style`).
+        The stem's role, sound, texture, density ... (:func:`musicstems.plan.roles.choose_style`).
     score : Score
         Key, genre, chords per bar, sections and the song's last tick.
     rng : np.random.Generator
