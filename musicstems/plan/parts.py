@@ -26,8 +26,9 @@ from typing import NamedTuple
 import numpy as np
 
 from ..spec import Key
+from .genres import Genre
 from .harmony import Chord, Section, voice_chord
-from .roles import Genre, StemStyle
+from .roles import StemStyle
 
 __all__ = ["Note", "Score", "TICKS_PER_BEAT", "STEP", "write_part", "DRUM_KEYS"]
 

@@ -3,7 +3,7 @@
 ``make_plan(spec)`` reads the validated :class:`~musicstems.spec.SongSpec` and decides, in this
 order and each from its own seeded generator (so adding a stem never changes the others):
 
-1. the genre, from the style (then the prompts): :func:`musicstems.plan.roles.genre_of`;
+1. the genre, from the style (then the prompts): :func:`musicstems.plan.genres.genre_of`;
 2. tempo: ``spec.bpm``, else the genre's (techno 128, house 124, hip hop 90, ambient 80,
    drum and bass 174 ...; 120 when no genre is named);
 3. key: ``spec.key``, else a mode from mood words ("dark" -> minor, "happy" -> major) or the
@@ -29,10 +29,11 @@ import numpy as np
 
 from ..errors import MusicStemsError
 from ..spec import Key, parse_key
+from .genres import Genre, genre_of, mood_mode
 from .harmony import Chord, Section, choose_progression, song_form
 from .midi import gm_program, midi_channels, write_midi
 from .parts import TICKS_PER_BEAT, Note, Score, write_part
-from .roles import Genre, StemStyle, choose_style, genre_of, mood_mode
+from .roles import StemStyle, choose_style
 
 __all__ = ["Plan", "Part", "make_plan", "PLAN_FORMAT"]
 
