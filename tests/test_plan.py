@@ -10,7 +10,7 @@ import pytest
 
 from musicstems.errors import MusicStemsError
 from musicstems.plan.harmony import diatonic_chord
-from musicstems.plan.parts import STEP
+from musicstems.plan.score import STEP
 from musicstems.plan import Plan, make_plan
 from musicstems.plan.roles import choose_style
 from musicstems.spec import Key, validate_compose_args

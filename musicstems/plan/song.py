@@ -32,8 +32,9 @@ from ..spec import Key, parse_key
 from .genres import Genre, genre_of, mood_mode
 from .harmony import Chord, Section, choose_progression, song_form
 from .midi import gm_program, midi_channels, write_midi
-from .parts import TICKS_PER_BEAT, Note, Score, write_part
+from .parts import write_part
 from .roles import StemStyle, choose_style
+from .score import TICKS_PER_BEAT, Note, Score
 
 __all__ = ["Plan", "Part", "make_plan", "PLAN_FORMAT"]
 
