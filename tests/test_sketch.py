@@ -15,7 +15,7 @@ import pytest
 from musicstems.backends import get_backend
 from musicstems.backends.sketch import SAMPLE_RATE, SketchBackend
 from musicstems.errors import MusicStemsError
-from musicstems.harmony import diatonic_chord
+from musicstems.plan.harmony import diatonic_chord
 from musicstems.plan import make_plan
 from musicstems.spec import validate_compose_args
 
