@@ -105,10 +105,13 @@ def run_size(size: str, folder: Path, args, log) -> dict:
             f"{f['top1']:.3f}, top-250 {f['top250']:.3f}, codec "
             f"{_fmt(f['codec_snr_db'], '.1f', 'exact')} dB")
 
-    from musicstems.spec import validate_compose_args
+    from musicstems import make_plan, validate_compose_args
+    from musicstems.spec import build_prompts
 
-    prompts = list(validate_compose_args(stems, duration_s=duration, seed=0, **SONG).prompts
-                   .values())
+    # the texts compose sends: built from the plan's tempo and key, as render builds them
+    spec = validate_compose_args(stems, duration_s=duration, seed=0, **SONG)
+    plan = make_plan(spec)
+    prompts = list(build_prompts(spec, bpm=plan.bpm, key=plan.key).values())
     measure = None if (size == "small" or args.full_baseline) else 1
     log(f"[{size}] plain loop: fp32, one generate per stem"
         + (f" ({measure} of {len(prompts)} stems measured, scaled)" if measure else ""))
@@ -291,7 +294,7 @@ def main(argv: list[str] | None = None) -> dict:
             if built is None:
                 continue
             result["sizes"].append(run_size(size, Path(built["folder"]), args, log))
-    # A shared VM's bandwidth moves with its neighbours (29.6-52.4 GB/s on the AMD EPYC): the
+    # A shared VM's bandwidth moves with its neighbours (docs/performance.md, *Machines*): the
     # second reading shows how far it moved while the rows ran.
     result["machine"]["read_bandwidth_end_gbs"] = read_bandwidth_gbs()
     log(f"read bandwidth at the end: {result['machine']['read_bandwidth_end_gbs']:.1f} GB/s")

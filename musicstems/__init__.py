@@ -27,7 +27,11 @@ _LAZY = {
     "Stem": "spec",
     "Key": "spec",
     "parse_key": "spec",
+    "SongSpec": "spec",  # what render() and make_plan() take
+    "validate_compose_args": "spec",  # and how to make one
     "MusicStemsError": "errors",
+    "ModelLoadError": "errors",
+    "ExportError": "errors",
     "align_stems": "align",
     "AlignedStems": "align",
     "analyze": "analysis",
@@ -44,9 +48,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .backends.musicgen import release_models
     from .pipeline import compose, render
     from .composition import Composition
-    from .errors import MusicStemsError
+    from .errors import ExportError, ModelLoadError, MusicStemsError
     from .plan import Plan, make_plan
-    from .spec import Key, Stem, parse_key
+    from .spec import Key, SongSpec, Stem, parse_key, validate_compose_args
 
 
 def __getattr__(name: str):

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import re
+import shlex
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from . import __version__
 from .errors import MusicStemsError
-from .spec import DEFAULT_MODEL
+from .spec import SETTING, SETTINGS, Setting
 
-__all__ = ["main", "musicgen_weights_cached"]
+__all__ = ["main"]
 
 DEMO_STEMS = {
     "drums": "punchy four-on-the-floor techno drums with crisp hi-hats",
@@ -55,31 +57,32 @@ def _stems_from_args(args) -> list:
             for name, prompt in prompts.items()]
 
 
-def musicgen_weights_cached(model: str = DEFAULT_MODEL) -> bool:
-    """Whether ``model`` (a hub id) is already in the local Hugging Face cache, or a folder."""
-    from .backends.hub import weights_cached
-
-    return weights_cached(model)
-
-
-def _add_song_options(parser: argparse.ArgumentParser, *, defaults: dict) -> None:
+def _add_song_options(parser: argparse.ArgumentParser, *, demo: bool, defaults: dict) -> None:
+    """The output options, then one option per song setting the command offers (the demo only
+    those marked ``demo``), each with the setting's name as its ``dest``."""
     parser.add_argument("--out", required=True, help="folder to write mix, stems, manifest")
-    parser.add_argument("--style", default=defaults.get("style"),
-                        help="shared style added to every prompt")
-    parser.add_argument("--bpm", type=float, default=defaults.get("bpm"), help="tempo, 20-300")
-    parser.add_argument("--key", default=defaults.get("key"), help="e.g. 'A minor', 'F#m'")
-    parser.add_argument("--duration", type=float, default=defaults.get("duration_s", 10.0),
-                        help="seconds (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=defaults.get("seed"),
-                        help="seed for reproducible output (drawn and recorded if omitted)")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="hub id or local folder")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    parser.add_argument("--precision", default="auto",
-                        choices=("auto", "fp32", "bf16", "fp16", "int8"))
     parser.add_argument("--format", default="wav", choices=("wav", "flac", "mp3"))
     parser.add_argument("--overwrite", action="store_true",
                         help="replace this song's files in a non-empty --out folder")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    for setting in SETTINGS:
+        if setting.flag is None or (demo and not setting.demo):
+            continue
+        if setting.negate:  # an on/off setting, on by default; its flag turns it off
+            parser.add_argument(setting.flag, dest=setting.name, action="store_false",
+                                help=setting.help)
+            continue
+        default = defaults.get(setting.name, setting.default)
+        parser.add_argument(
+            setting.flag, dest=setting.name, default=default,
+            metavar=setting.flag.lstrip("-").upper().replace("-", "_"),
+            type=setting.type if setting.type in (int, float) else None,
+            choices=setting.choices or None,
+            help=setting.help + ("" if default is None else " (default %(default)s)"))
+
+
+def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
+    """The song settings the parser collected, by setting name."""
+    return {name: value for name, value in vars(args).items() if name in SETTING}
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -102,43 +105,30 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="level of a stem in the mix, in dB")
     comp.add_argument("--pan", action="append", metavar="NAME=PAN",
                       help="stereo position of a stem, -1 (left) to 1 (right)")
-    _add_song_options(comp, defaults={})
-    comp.add_argument("--backend", default="musicgen", choices=("musicgen", "sketch"))
-    comp.add_argument("--guidance-scale", type=float, default=3.0)
-    comp.add_argument("--temperature", type=float, default=1.0)
-    comp.add_argument("--top-k", type=int, default=250)
-    comp.add_argument("--top-p", type=float, default=0.0)
-    comp.add_argument("--stem-lufs", type=float, default=-20.0)
-    comp.add_argument("--target-lufs", type=float, default=-14.0)
-    comp.add_argument("--ceiling", type=float, default=-1.0, help="true-peak ceiling, dBFS")
-    comp.add_argument("--no-align", action="store_true", help="skip tempo/beat/key alignment")
+    _add_song_options(comp, demo=False, defaults={})
     comp.add_argument("--midi", action="store_true", help="also write song.mid (sketch backend)")
 
     demo = sub.add_parser(
         "demo", help="write a demo song (MusicGen if its weights are cached, else offline)",
         description="Write a four-stem demo song. Uses MusicGen when its weights are in the "
                     "local cache, otherwise the offline sketch backend, and says which.")
-    _add_song_options(demo, defaults=DEMO_SETTINGS)
-    demo.add_argument("--backend", default="auto", choices=("auto", "musicgen", "sketch"))
+    _add_song_options(demo, demo=True, defaults=DEMO_SETTINGS)
+    demo.add_argument("--backend", default="auto", choices=("auto", *SETTING["backend"].choices),
+                      help="auto: MusicGen if its weights are cached, else sketch")
     return parser
 
 
 def _run_compose(args) -> int:
     from .pipeline import compose
 
-    song = compose(
-        _stems_from_args(args), style=args.style, bpm=args.bpm, key=args.key,
-        duration_s=args.duration, seed=args.seed, backend=args.backend, model=args.model,
-        device=args.device, precision=args.precision, guidance_scale=args.guidance_scale,
-        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-        stem_lufs=args.stem_lufs, target_lufs=args.target_lufs, ceiling_dbfs=args.ceiling,
-        align=not args.no_align, progress=not args.quiet)
+    song = compose(_stems_from_args(args), **_settings_from(args))
     folder = song.save(args.out, format=args.format, overwrite=args.overwrite, midi=args.midi)
     _summary(song, folder)
     return 0
 
 
 def _run_demo(args) -> int:
+    from .backends.hub import musicgen_weights_cached
     from .pipeline import compose
     from .spec import Stem
 
@@ -153,10 +143,8 @@ def _run_demo(args) -> int:
                 "To hear MusicGen, download it once with network access (e.g. "
                 f"`hf download {args.model}`) and run this again.")
     print(f"musicstems demo: {note}", file=sys.stderr)
-    song = compose([Stem(n, p) for n, p in DEMO_STEMS.items()], style=args.style, bpm=args.bpm,
-                   key=args.key, duration_s=args.duration, seed=args.seed, backend=backend,
-                   model=args.model, device=args.device, precision=args.precision,
-                   progress=not args.quiet)
+    song = compose([Stem(n, p) for n, p in DEMO_STEMS.items()],
+                   **{**_settings_from(args), "backend": backend})
     folder = song.save(args.out, format=args.format, overwrite=args.overwrite,
                        midi=backend == "sketch")  # MusicGen plays the plan's tempo/key only
     _summary(song, folder)
@@ -170,6 +158,37 @@ def _summary(song, folder: Path) -> None:
           f"true peak {mix.get('true_peak_dbtp')} dBTP, seed {song.seed})")
 
 
+# `name=value` as the Python messages write it: a quoted text, or a number, word or None.
+_VALUE = r"""(?:'[^']*'|"[^"]*"|[-+]?[\w.]*\w)"""
+
+
+def _flag_words(setting: Setting, written: str | None) -> str:
+    """``--flag value`` for a value as a Python message wrote it (``45.0``, ``'A minor'``)."""
+    if written is None or setting.negate:
+        return setting.flag or setting.name
+    if written[:1] in "'\"":
+        return f"{setting.flag} {shlex.quote(written[1:-1])}"
+    try:
+        return f"{setting.flag} {float(written):g}"
+    except ValueError:
+        return f"{setting.flag} {written}"
+
+
+def in_cli_words(error: MusicStemsError) -> str:
+    """The message of ``error`` with the settings it names spelled as the CLI's options:
+    ``duration_s=45.0`` becomes ``--duration 45``. A bare name is respelled only when it has an
+    underscore (``target_lufs``), since bare ``key`` or ``model`` are also plain words."""
+    text = str(error)
+    for name in error.arguments:
+        setting = SETTING.get(name)
+        if setting is None or setting.flag is None:
+            continue
+        bare = "" if "_" in name else "(?==)"
+        pattern = rf"(?<![\w-]){re.escape(name)}{bare}(?:=({_VALUE}))?(?![\w-])"
+        text = re.sub(pattern, lambda m, s=setting: _flag_words(s, m.group(1)), text)
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
@@ -179,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run_compose(args) if args.command == "compose" else _run_demo(args)
     except MusicStemsError as exc:
-        print(f"musicstems: error: {exc}", file=sys.stderr)
+        print(f"musicstems: error: {in_cli_words(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("musicstems: interrupted", file=sys.stderr)

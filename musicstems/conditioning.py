@@ -27,14 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PRIMER_MAX_S", "PRIMERS", "HARMONIES", "Primer", "primer_beats", "render_primers",
-           "check_conditioning", "is_melody_model"]
-
-#: ``primer=``: "plan" (a count-in rendered from the plan) or None (text only).
-PRIMERS = ("plan",)
-#: ``harmony=``: "plan" (each tonal stem's planned part as chroma) or None; melody models only.
-HARMONIES = ("plan",)
-_UNSET = object()
+__all__ = ["PRIMER_MAX_S", "Primer", "primer_beats", "render_primers", "check_conditioning",
+           "is_melody_model", "stem_roles"]
 
 #: The longest primer, in seconds (see the module's docstring for why).
 PRIMER_MAX_S = 2.0
@@ -160,53 +154,58 @@ def is_melody_model(model: str) -> bool:
     return "musicgen-melody" in str(model).lower()
 
 
-def check_conditioning(spec, *, primer=_UNSET, harmony=_UNSET):
-    """Validate ``primer``, ``harmony`` and every stem's ``melody`` against ``spec`` (backend,
-    model, stems) and return ``(primer, harmony)`` as the song uses them: ``primer`` defaults
-    to "plan" with the musicgen backend, ``harmony`` to "plan" with a melody model; the sketch
-    backend renders the plan itself and takes neither. Called by
-    :func:`~musicstems.spec.validate_compose_args`, before any model loads.
+def stem_roles(stems, style: str | None) -> dict[str, str]:
+    """Each stem's instrument role, as :func:`~musicstems.plan.make_plan` chooses it."""
+    from .plan.genres import genre_of
+    from .plan.roles import choose_style
+
+    genre = genre_of(style, *(s.prompt for s in stems))
+    roles: dict[str, str] = {}
+    for stem in stems:
+        roles[stem.name] = choose_style(stem.prompt, name=stem.name, style=style, genre=genre,
+                                        taken=tuple(roles.values())).role
+    return roles
+
+
+def check_conditioning(stems, settings) -> None:
+    """Check ``harmony`` and every stem's ``melody`` against the backend and the model, once
+    the settings are valid on their own: ``harmony="plan"`` and ``melody=`` need a melody
+    model (read from its config, no torch), ``melody=`` a tonal stem and a file that exists.
+    Called by :func:`~musicstems.spec.validate_compose_args`, before any model loads.
 
     Raises
     ------
     MusicStemsError
-        For an unknown ``primer`` / ``harmony``, ``harmony`` or ``melody=`` without a melody
-        model, ``melody=`` on a drums stem or naming no readable file.
+        Naming the setting or the stem, the value and the fix.
     """
     from pathlib import Path
 
     from .errors import MusicStemsError
 
-    musicgen = spec.backend == "musicgen"
-    melody_model = musicgen and is_melody_model(spec.model)
-    if primer is _UNSET:
-        primer = "plan" if musicgen else None
-    if primer is not None and primer not in PRIMERS:
-        raise MusicStemsError(f"primer={primer!r} is not known; use 'plan' (a count-in "
-                              "rendered from the plan's tempo and key) or None (text only).")
-    if harmony is _UNSET:
-        harmony = "plan" if melody_model else None
-    if harmony is not None and harmony not in HARMONIES:
-        raise MusicStemsError(f"harmony={harmony!r} is not known; use 'plan' (each tonal "
-                              "stem hears its planned part as a chroma) or None.")
-    melodies = {s.name: s.melody for s in spec.stems if getattr(s, "melody", None) is not None}
-    if (harmony is not None or melodies) and not melody_model:
-        what = f"harmony={harmony!r}" if harmony is not None else \
-            f"stem {next(iter(melodies))!r} melody="
+    backend, model = settings["backend"], settings["model"]
+    melody_model = backend == "musicgen" and is_melody_model(model)
+    harmony = settings["harmony"]
+    melodies = {s.name: s.melody for s in stems if s.melody is not None}
+    if not melody_model and (harmony == "plan" or melodies):
+        if harmony == "plan":
+            what, arguments = "harmony='plan'", {"harmony": harmony}
+        else:
+            name = next(iter(melodies))
+            what, arguments = f"stem {name!r} melody={melodies[name]!r}", {}
+        where = (f"model={model!r} is not one" if backend == "musicgen" else
+                 "backend='sketch' plays the plan itself")
         raise MusicStemsError(
-            f"{what} needs a melody model and model={spec.model!r} (backend={spec.backend!r}) "
-            "is not one; pass model='facebook/musicgen-melody' (musicstems.testing."
-            "tiny_musicgen(path, melody=True) writes a tiny one), or leave it out.")
+            f"{what} needs a melody model and {where}; pass model='facebook/musicgen-melody' "
+            "(musicstems.testing.tiny_musicgen(path, melody=True) writes a tiny one), or "
+            + ("harmony=None." if harmony == "plan" else "leave melody out."),
+            arguments={**arguments, "model": model, "backend": backend})
     if melodies:
-        from .plan import make_plan
-
-        roles = make_plan(spec).roles
+        roles = stem_roles(stems, settings["style"])
         for name, melody in melodies.items():
-            if roles.get(name) == "drums":
+            if roles[name] == "drums":
                 raise MusicStemsError(f"stem {name!r} is drums and has melody={melody!r}; "
                                       "drums take no melody: give it to a tonal stem.")
             if not isinstance(melody, (str, Path)) or not Path(melody).expanduser().is_file():
                 raise MusicStemsError(f"stem {name!r} has melody={melody!r}, which is not a "
                                       "file on this machine; pass the path of an audio file "
                                       "(wav, flac, ogg, mp3).")
-    return (primer if musicgen else None), harmony

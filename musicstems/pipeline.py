@@ -21,7 +21,7 @@ from .composition import Composition
 from .loudness import master, normalize_loudness
 from .mix import mix_stems
 from .plan import make_plan
-from .spec import DEFAULT_MODEL, SongSpec, Stem, build_prompt, validate_compose_args
+from .spec import DEFAULT_MODEL, SETTINGS, SongSpec, Stem, build_prompts, validate_compose_args
 
 __all__ = ["compose", "render"]
 
@@ -50,9 +50,9 @@ def compose(
     ceiling_dbfs: float = -1.0,
     align: bool = True,
     progress: bool = True,
-    callback: Callable[[dict], None] | None = None,
     primer: str | None = "plan",
-    harmony: str | None = "plan",
+    harmony: str | None = "auto",
+    callback: Callable[[dict], None] | None = None,
 ) -> Composition:
     """Generate every stem, align them, match their loudness, mix and master the song.
 
@@ -98,17 +98,18 @@ def compose(
         Align tempo, beat grid and key of the stems before mixing.
     progress : bool
         Show a progress bar (terminal or Jupyter). ``False`` prints nothing.
+    primer : {"plan", None}
+        ``"plan"`` (musicgen backend): each stem continues a count-in of at most 2 s rendered
+        from the plan at its tempo and key (the stem's planned first bar), cut off again
+        afterwards; ``None``: the text alone. The sketch backend renders the plan itself and
+        takes no primer. docs/backends.md.
+    harmony : {"auto", "plan", None}
+        With a melody model (``model="facebook/musicgen-melody"``), ``"plan"``: each tonal
+        stem follows the chroma of its planned part (or of its ``Stem(melody=...)`` file);
+        drums never. ``None``: off. ``"auto"``: ``"plan"`` with a melody model, off without
+        one; ``"plan"`` without one is an error.
     callback : callable, optional
         Called with a dict ``{"stage": ..., "step": ..., "total": ...}`` as work advances.
-    primer : {"plan", None}
-        ``"plan"`` (musicgen backend): each stem continues a count-in of about 2 s rendered
-        from the plan at its tempo and key (the stem's planned first bar), cut off again
-        afterwards; ``None``: the text alone. docs/backends.md.
-    harmony : {"plan", None}
-        With a melody model (``model="facebook/musicgen-melody"``): each tonal stem is
-        conditioned on the chroma of its planned part (or of its ``Stem(melody=...)`` file);
-        drums never. ``None``: off. Without a melody model only ``None`` is allowed; the
-        default then means off.
 
     Returns
     -------
@@ -128,14 +129,8 @@ def compose(
     >>> song.mix.shape[-1] == 8 * song.sample_rate
     True
     """
-    spec = validate_compose_args(
-        stems, style=style, bpm=bpm, key=key, duration_s=duration_s, seed=seed,
-        backend=backend, model=model, device=device, precision=precision,
-        guidance_scale=guidance_scale, temperature=temperature, top_k=top_k, top_p=top_p,
-        stem_lufs=stem_lufs, target_lufs=target_lufs, ceiling_dbfs=ceiling_dbfs, align=align,
-        progress=progress, primer=primer,
-        # "plan" is harmony's default only where a melody model can hear it
-        **({} if harmony == "plan" else {"harmony": harmony}))
+    arguments = locals()  # taken first, so it holds the parameters and nothing else
+    spec = validate_compose_args(stems, **{s.name: arguments[s.name] for s in SETTINGS})
     return render(spec, callback=callback)
 
 
@@ -146,7 +141,11 @@ def _notify(callback, stage: str, **extra: Any) -> None:
 
 def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None) -> Composition:
     """Run the pipeline on a validated :class:`SongSpec` (``compose`` validates, then calls
-    this)."""
+    this).
+
+    The stems' prompts are built here, once the plan has fixed the song's tempo and key; any
+    ``spec.prompts`` given in are replaced by them.
+    """
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -159,9 +158,7 @@ def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None) ->
     plan = make_plan(spec)
     # Every stem hears the plan's tempo and key, chosen once for the song, even where the
     # user left them open: separately generated stems then aim at the same grid and key.
-    spec = replace(spec, prompts={
-        s.name: build_prompt(s.prompt, style=spec.style, bpm=plan.bpm, key=plan.key)
-        for s in spec.stems})
+    spec = replace(spec, prompts=build_prompts(spec, bpm=plan.bpm, key=plan.key))
     lap("plan")
     _notify(callback, "generate", step=0, total=None)
     generated = get_backend(spec.backend).generate(spec.stems, plan, spec, callback=callback)
@@ -192,9 +189,8 @@ def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None) ->
             "alignment": alignment_report.get("stems", {}).get(stem.name),
             # what the model heard besides the text (None: nothing)
             "primer": generated.report.get("primer", {}).get(stem.name),
+            "harmony": generated.report.get("harmony", {}).get(stem.name),
         }
-        if "harmony" in generated.report:
-            stem_entries[stem.name]["harmony"] = generated.report["harmony"].get(stem.name)
     lap("loudness")
 
     _notify(callback, "mix")

@@ -3,18 +3,25 @@
 Every public entry point (``compose``, the CLI, ``align_stems``) passes its arguments through this
 module before any model loads or any audio is touched, so a bad argument costs nothing and the
 error names the argument, the value and the fix.
+
+:data:`SETTINGS` is the one table of song settings: the validator, ``SongSpec.settings()`` (the
+manifest) and the CLI's options are made from it, and tests hold ``compose``'s signature, its
+docstring and :class:`SongSpec` to it.
 """
 
 from __future__ import annotations
 
-import math
+import difflib
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
+from .checks import (check_choice, check_finite, check_precision_device, check_text,
+                     check_whole)
 from .errors import MusicStemsError
+from .keys import FLAT_NAMES, SHARP_NAMES, Key, parse_key  # noqa: F401 - re-exported
 
 __all__ = [
     "Stem",
@@ -23,7 +30,10 @@ __all__ = [
     "parse_key",
     "parse_stems",
     "build_prompt",
+    "build_prompts",
     "validate_compose_args",
+    "Setting",
+    "SETTINGS",
     "check_bpm",
     "check_finite",
     "check_precision_device",
@@ -40,71 +50,10 @@ BACKENDS = ("musicgen", "sketch")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
-_PITCH_CLASSES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-SHARP_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-FLAT_NAMES = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
-_MODE_WORDS = {
-    "": "major", "maj": "major", "major": "major", "ionian": "major", "dur": "major",
-    "m": "minor", "min": "minor", "minor": "minor", "aeolian": "minor", "moll": "minor",
-}
-_KEY_RE = re.compile(r"^\s*([A-Ga-g])\s*([#♯b♭]?)\s*[-_ ]?\s*([A-Za-z]*)\s*$")
 # Names that are not portable file names (Windows reserves these whatever the extension).
 _RESERVED_NAMES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
                    *(f"lpt{i}" for i in range(1, 10))}
 _SAFE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
-
-
-@dataclass(frozen=True)
-class Key:
-    """A musical key: ``tonic`` pitch class (0 = C ... 11 = B) and ``mode`` ("major"/"minor")."""
-
-    tonic: int
-    mode: str
-
-    @property
-    def name(self) -> str:
-        # Flat spellings read better for the keys musicians write with flats.
-        flats = {1, 3, 5, 8, 10} if self.mode == "major" else {3, 5, 8, 10}
-        names = FLAT_NAMES if self.tonic in flats else SHARP_NAMES
-        return f"{names[self.tonic]} {self.mode}"
-
-    @property
-    def relative(self) -> "Key":
-        if self.mode == "major":
-            return Key((self.tonic + 9) % 12, "minor")
-        return Key((self.tonic + 3) % 12, "major")
-
-    def scale(self) -> tuple[int, ...]:
-        """Pitch classes of the key's natural major / natural minor scale."""
-        steps = (0, 2, 4, 5, 7, 9, 11) if self.mode == "major" else (0, 2, 3, 5, 7, 8, 10)
-        return tuple((self.tonic + s) % 12 for s in steps)
-
-    def __str__(self) -> str:
-        return self.name
-
-
-def parse_key(key: "str | Key | None", *, argument: str = "key") -> Key | None:
-    """Parse a key name such as ``"A minor"``, ``"Am"``, ``"F# major"``, ``"Bb"`` or ``"Eb min"``.
-
-    Returns ``None`` for ``None``. Raises :class:`MusicStemsError` for anything else it cannot read.
-    """
-    if key is None or isinstance(key, Key):
-        return key
-    if not isinstance(key, str):
-        raise MusicStemsError(
-            f"{argument}={key!r} is not a key name; pass a string such as 'A minor' or 'F# major'."
-        )
-    match = _KEY_RE.match(key)
-    mode = _MODE_WORDS.get(match.group(3).lower()) if match else None
-    if match is None or mode is None:
-        raise MusicStemsError(
-            f"{argument}={key!r} is not a key musicstems can read; write a tonic A-G with an "
-            "optional # or b and a mode, e.g. 'A minor', 'Am', 'F# major', 'Bb'."
-        )
-    letter, accidental = match.group(1).upper(), match.group(2)
-    tonic = _PITCH_CLASSES[letter] + (1 if accidental in "#♯" and accidental else 0)
-    tonic -= 1 if accidental in ("b", "♭") else 0
-    return Key(tonic % 12, mode)
 
 
 @dataclass(frozen=True)
@@ -133,75 +82,11 @@ class Stem:
     melody: Any = None
 
 
-@dataclass(frozen=True)
-class SongSpec:
-    """Everything ``compose`` was asked for, validated. Stages read it; nobody mutates it."""
-
-    stems: tuple[Stem, ...]
-    style: str | None = None
-    bpm: float | None = None
-    key: Key | None = None
-    duration_s: float = 10.0
-    seed: int = 0
-    backend: str = "musicgen"
-    model: str = DEFAULT_MODEL
-    device: str = "auto"
-    precision: str = "auto"
-    guidance_scale: float = 3.0
-    temperature: float = 1.0
-    top_k: int = 250
-    top_p: float = 0.0
-    stem_lufs: float = -20.0
-    target_lufs: float = -14.0
-    ceiling_dbfs: float = -1.0
-    align: bool = True
-    progress: bool = True
-    prompts: Mapping[str, str] = field(default_factory=dict)
-    primer: str | None = None  # conditioning.check_conditioning decides; None: text only
-    harmony: str | None = None
-
-    @property
-    def names(self) -> list[str]:
-        return [s.name for s in self.stems]
-
-    def settings(self) -> dict[str, Any]:
-        """The settings as plain JSON-able values, for the manifest."""
-        return {
-            "style": self.style, "bpm": self.bpm, "key": self.key.name if self.key else None,
-            "duration_s": self.duration_s, "seed": self.seed, "backend": self.backend,
-            "model": self.model, "device": self.device, "precision": self.precision,
-            "guidance_scale": self.guidance_scale, "temperature": self.temperature,
-            "top_k": self.top_k, "top_p": self.top_p, "stem_lufs": self.stem_lufs,
-            "target_lufs": self.target_lufs, "ceiling_dbfs": self.ceiling_dbfs,
-            "align": self.align,
-        }
-
-
-def check_finite(value: Any, argument: str, *, low: float | None = None,
-                 high: float | None = None, low_open: bool = False, fix: str = "") -> float:
-    """Return ``value`` as a float, or raise naming ``argument`` when it is not a finite
-    number inside [low, high] (or (low, high] with ``low_open``)."""
-    bad = isinstance(value, bool) or not isinstance(value, (int, float))
-    number = float("nan") if bad else float(value)
-    if bad or not math.isfinite(number) or (low is not None and (
-            number <= low if low_open else number < low)) or (high is not None and number > high):
-        bounds = ""
-        if low is not None and high is not None:
-            bounds = f" in {'(' if low_open else '['}{low:g}, {high:g}]"
-        elif low is not None:
-            bounds = f" {'>' if low_open else '>='} {low:g}"
-        elif high is not None:
-            bounds = f" <= {high:g}"
-        raise MusicStemsError(f"{argument}={value!r} is not allowed; pass a finite number{bounds}."
-                              + (f" {fix}" if fix else ""))
-    return number
-
-
 def check_bpm(bpm: Any, argument: str = "bpm") -> float | None:
-    if bpm is None:
-        return None
-    return check_finite(bpm, argument, low=BPM_RANGE[0], high=BPM_RANGE[1],
-                        fix="Tempo is in beats per minute, e.g. 128.")
+    """A tempo as the ``bpm`` setting allows it (``align_stems`` reuses it), or None."""
+    rule = SETTING["bpm"]
+    return None if bpm is None else check_finite(bpm, argument, low=rule.low, high=rule.high,
+                                                 fix=rule.fix)
 
 
 def _check_name(name: Any, seen: dict[str, str]) -> str:
@@ -280,8 +165,8 @@ def _check_model(model: Any) -> str:
     if not isinstance(model, (str, os.PathLike)) or not str(model).strip():
         raise MusicStemsError(
             f"model={model!r} is not a model name; pass a Hugging Face hub id such as "
-            f"'{DEFAULT_MODEL}' or the path of a local model folder."
-        )
+            f"'{DEFAULT_MODEL}' or the path of a local model folder.",
+            arguments={"model": model})
     text = os.fspath(model)
     path = Path(text).expanduser()
     # Hub ids are "name" or "org/name"; anything else that looks like a path is a local folder.
@@ -291,110 +176,253 @@ def _check_model(model: Any) -> str:
         if not path.is_dir():
             raise MusicStemsError(
                 f"model={text!r} is not a folder on this machine; pass an existing folder "
-                f"saved with save_pretrained, or a hub id such as '{DEFAULT_MODEL}'."
-            )
+                f"saved with save_pretrained, or a hub id such as '{DEFAULT_MODEL}'.",
+                arguments={"model": text})
         if not (path / "config.json").is_file():
             raise MusicStemsError(
                 f"model={text!r} has no config.json, so it is not a saved model folder; pass a "
-                "folder written by save_pretrained (musicstems.testing.tiny_musicgen makes one)."
-            )
+                "folder written by save_pretrained (musicstems.testing.tiny_musicgen makes one).",
+                arguments={"model": text})
         return str(path.resolve())
     return text
 
 
-def check_precision_device(precision: str, device: str) -> None:
-    """The one rule of which precision runs on which device, checked at the door (``device``
-    as given) and again once ``"auto"`` has been resolved to a real device.
+@dataclass(frozen=True)
+class Setting:
+    """One song setting: everything the validator, the manifest and the CLI need to know of it.
 
-    Raises :class:`MusicStemsError` for fp16 on a CPU (no fast fp16 there) and int8 on a GPU
-    (int8 is CPU dynamic quantization); ``"auto"`` on either side passes.
+    ``type``, ``optional`` and ``default`` are what ``compose``'s signature says (a test keeps
+    them equal); ``low``/``high``/``low_open``/``choices`` the allowed values; ``fix`` the advice
+    appended to a refusal; ``flag`` the CLI option (None: not on the command line), with
+    ``negate`` for an on/off setting whose flag turns it off (``--no-align``) and ``demo`` when
+    ``musicstems demo`` offers it too. ``check`` replaces the check ``type`` implies when a
+    setting needs more (it gets the settings checked so far; those it reads are in ``after``).
     """
-    if precision == "fp16" and device == "cpu":
-        raise MusicStemsError("precision='fp16' needs a GPU and device='cpu' was given or "
-                              "found; use precision='bf16', 'int8' or 'auto' on a CPU.")
-    if precision == "int8" and device in ("cuda", "mps"):
-        raise MusicStemsError(f"precision='int8' is CPU dynamic quantization and "
-                              f"device={device!r} is a GPU; use precision='fp16', 'bf16' or "
-                              "'auto' there, or device='cpu'.")
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    optional: bool = False
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    choices: tuple[str, ...] = ()
+    fix: str = ""
+    flag: str | None = None
+    negate: bool = False
+    demo: bool = False
+    in_manifest: bool = True
+    check: Callable[["Setting", Any, Mapping[str, Any]], Any] | None = None
+    after: tuple[str, ...] = ()
+
+    @property
+    def annotation(self) -> str:
+        """The annotation ``compose`` writes for it, e.g. ``"float | None"``."""
+        return self.type.__name__ + (" | None" if self.optional else "")
+
+    def validate(self, value: Any, checked: Mapping[str, Any]) -> Any:
+        """Return ``value`` checked and normalized, or raise naming this setting."""
+        if self.check is not None:
+            return self.check(self, value, checked)
+        if value is None and self.optional:
+            return None
+        if self.choices:
+            return check_choice(value, self.name, self.choices)
+        if self.type is float:
+            return check_finite(value, self.name, low=self.low, high=self.high,
+                                low_open=self.low_open, fix=self.fix)
+        if self.type is int:
+            return check_whole(value, self.name, low=int(self.low or 0), fix=self.fix)
+        if self.type is bool:
+            return bool(value)
+        return check_text(value, self.name)
 
 
-def _choice(value: Any, argument: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
+def _check_key(setting: Setting, value: Any, checked: Mapping[str, Any]) -> Key | None:
+    return parse_key(value, argument=setting.name)
+
+
+def _check_duration(setting: Setting, value: Any, checked: Mapping[str, Any]) -> float:
+    backend = checked["backend"]
+    limit = MUSICGEN_MAX_DURATION_S if backend == "musicgen" else SKETCH_MAX_DURATION_S
+    return check_finite(
+        value, setting.name, low=0.0, low_open=True, high=limit,
+        fix=(f"The {backend} backend generates at most {limit:g} s in one window"
+             + ("; long-form generation is not available yet." if backend == "musicgen" else ".")))
+
+
+def _check_seed(setting: Setting, value: Any, checked: Mapping[str, Any]) -> int:
+    if value is None:
+        return int.from_bytes(os.urandom(4), "little")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
         raise MusicStemsError(
-            f"{argument}={value!r} is not one of {', '.join(repr(c) for c in choices)}."
-        )
+            f"seed={value!r} is not allowed; pass a whole number from 0 to 2**32 - 1, or None "
+            "to draw one (it is recorded in the manifest).", arguments={"seed": value})
     return value
 
 
-def _optional_text(value: Any, argument: str) -> str | None:
-    if value is None:
+def _check_model_for(setting: Setting, value: Any, checked: Mapping[str, Any]) -> str:
+    # Only MusicGen loads a model; the sketch backend records the name and never reads it.
+    return _check_model(value) if checked["backend"] == "musicgen" else str(value)
+
+
+def _check_off(setting: Setting, value: Any, checked: Mapping[str, Any]) -> str | None:
+    # None turns it off; "none" is the same, as the command line spells it
+    if value is None or value == "none":
         return None
-    if not isinstance(value, str):
-        raise MusicStemsError(f"{argument}={value!r} must be a text, e.g. 'dark berlin techno'.")
-    return " ".join(value.split()) or None
+    if value not in setting.choices:
+        raise MusicStemsError(f"{setting.name}={value!r} is not known; use "
+                              + ", ".join(repr(c) for c in setting.choices if c != "none")
+                              + f" or None. {setting.fix}", arguments={setting.name: value})
+    return value
 
 
-def validate_compose_args(stems: Any, **kwargs: Any) -> SongSpec:
+# The song settings of ``compose``, in the order of its signature. Add a setting here (and to
+# compose's signature, its docstring and SongSpec: tests fail until all four agree).
+SETTINGS: tuple[Setting, ...] = (
+    Setting("style", str, None, "shared style added to every stem's prompt", optional=True,
+            flag="--style", demo=True),
+    Setting("bpm", float, None, "tempo in beats per minute, 20-300; every prompt says it and "
+            "alignment aims at it", optional=True, low=BPM_RANGE[0], high=BPM_RANGE[1],
+            fix="Tempo is in beats per minute, e.g. 128.", flag="--bpm", demo=True),
+    Setting("key", str, None, "shared key, e.g. 'A minor', 'F#m'", optional=True,
+            check=_check_key, flag="--key", demo=True),
+    Setting("duration_s", float, 10.0, "length of the song in seconds", check=_check_duration,
+            after=("backend",), flag="--duration", demo=True),
+    Setting("seed", int, None, "seed for reproducible output (drawn and recorded if omitted)",
+            optional=True, check=_check_seed, flag="--seed", demo=True),
+    Setting("backend", str, "musicgen", "generator: MusicGen, or the offline sketch",
+            choices=BACKENDS, flag="--backend"),
+    Setting("model", str, DEFAULT_MODEL, "hub id or local folder of a MusicGen model",
+            check=_check_model_for, after=("backend",), flag="--model", demo=True),
+    Setting("device", str, "auto", "where to generate; auto picks CUDA, then MPS, then the CPU",
+            choices=DEVICES, flag="--device", demo=True),
+    Setting("precision", str, "auto", "numeric precision of generation", choices=PRECISIONS,
+            flag="--precision", demo=True),
+    Setting("guidance_scale", float, 3.0, "classifier-free guidance, >= 1 (1 = off)", low=1.0,
+            fix="1 turns classifier-free guidance off; 3 is MusicGen's default.",
+            flag="--guidance-scale"),
+    Setting("temperature", float, 1.0, "sampling temperature, in (0, 10]", low=0.0,
+            low_open=True, high=10.0, flag="--temperature"),
+    Setting("top_k", int, 250, "top-k sampling, 0 = off", low=0,
+            fix="0 turns top-k filtering off; 250 is MusicGen's default.", flag="--top-k"),
+    Setting("top_p", float, 0.0, "nucleus sampling, in [0, 1], 0 = off", low=0.0, high=1.0,
+            fix="0 turns nucleus sampling off.", flag="--top-p"),
+    Setting("stem_lufs", float, -20.0, "loudness of every stem before its gain, LUFS", low=-70,
+            high=0, fix="Loudness is in LUFS, e.g. -20.", flag="--stem-lufs"),
+    Setting("target_lufs", float, -14.0, "loudness of the mastered mix, LUFS", low=-70, high=0,
+            fix="Loudness is in LUFS; -14 suits streaming services.", flag="--target-lufs"),
+    Setting("ceiling_dbfs", float, -1.0, "true-peak ceiling of the mastered mix, dBFS", low=-20,
+            high=0, fix="The peak ceiling is in dBFS, e.g. -1.", flag="--ceiling"),
+    Setting("align", bool, True, "skip tempo/beat/key alignment", flag="--no-align",
+            negate=True),
+    Setting("progress", bool, True, "no progress bar", flag="--quiet", negate=True, demo=True,
+            in_manifest=False),
+    Setting("primer", str, "plan", "audio MusicGen continues: 'plan' (a count-in rendered "
+            "from the plan) or 'none' (text only)", optional=True, choices=("plan", "none"),
+            check=_check_off, fix="'plan' is a count-in rendered from the plan's tempo and "
+            "key; None is the text alone.", flag="--primer"),
+    Setting("harmony", str, "auto", "chroma a melody model follows: 'plan' (each tonal "
+            "stem's planned part), 'none', or 'auto' ('plan' with a melody model)",
+            optional=True, choices=("auto", "plan", "none"), check=_check_off,
+            fix="'plan' needs a melody model; 'auto' is 'plan' with one and off without.",
+            flag="--harmony"),
+)
+SETTING = {s.name: s for s in SETTINGS}
+
+
+def _loudness_below_ceiling(values: Mapping[str, Any]) -> None:
+    target, ceiling = values["target_lufs"], values["ceiling_dbfs"]
+    if target > ceiling:
+        raise MusicStemsError(
+            f"target_lufs={target:g} is above ceiling_dbfs={ceiling:g}; a mix cannot be "
+            "louder on average than its peaks allow. Lower target_lufs or raise ceiling_dbfs.",
+            arguments={"target_lufs": target, "ceiling_dbfs": ceiling})
+
+
+# Rules between settings, checked once every setting is valid on its own.
+RULES: tuple[Callable[[Mapping[str, Any]], None], ...] = (
+    _loudness_below_ceiling,
+    lambda values: check_precision_device(values["precision"], values["device"]),
+)
+
+
+@dataclass(frozen=True)
+class SongSpec:
+    """Everything ``compose`` was asked for, validated. Stages read it; nobody mutates it.
+
+    One field per entry of :data:`SETTINGS` (made by :func:`validate_compose_args`, which
+    fills every one), plus ``stems`` and ``prompts``: the text sent to the model per stem,
+    empty until :func:`musicstems.render` builds it from the plan's tempo and key.
+    """
+
+    stems: tuple[Stem, ...]
+    style: str | None
+    bpm: float | None
+    key: Key | None
+    duration_s: float
+    seed: int
+    backend: str
+    model: str
+    device: str
+    precision: str
+    guidance_scale: float
+    temperature: float
+    top_k: int
+    top_p: float
+    stem_lufs: float
+    target_lufs: float
+    ceiling_dbfs: float
+    align: bool
+    progress: bool
+    primer: str | None
+    harmony: str | None
+    prompts: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.stems]
+
+    def settings(self) -> dict[str, Any]:
+        """The settings as plain JSON-able values, for the manifest."""
+        values = {s.name: getattr(self, s.name) for s in SETTINGS if s.in_manifest}
+        return {name: v.name if isinstance(v, Key) else v for name, v in values.items()}
+
+
+def build_prompts(spec: SongSpec, *, bpm: float | None, key: Key | None) -> dict[str, str]:
+    """Every stem's text for the model, with the tempo and key the song is played in (the
+    plan's: they fill in what the user left open), so separately generated stems agree."""
+    return {s.name: build_prompt(s.prompt, style=spec.style, bpm=bpm, key=key)
+            for s in spec.stems}
+
+
+def _unknown(name: str, value: Any) -> MusicStemsError:
+    close = difflib.get_close_matches(name, SETTING, n=1)
+    hint = f"did you mean {close[0]}?" if close else f"the settings are {', '.join(SETTING)}."
+    return MusicStemsError(f"{name}={value!r} is not a setting of compose; {hint}",
+                           arguments={name: value})
+
+
+def validate_compose_args(stems: Any, **settings: Any) -> SongSpec:
     """The one door of ``compose``: check every argument and return a :class:`SongSpec`.
 
-    Raises :class:`MusicStemsError` naming the argument, its value and the fix.
+    ``settings`` are any of :data:`SETTINGS` by name; the rest take their defaults. Raises
+    :class:`MusicStemsError` naming the argument, its value and the fix, also for a name that
+    is not a setting (with the closest one).
     """
+    for name, value in settings.items():
+        if name not in SETTING:
+            raise _unknown(name, value)
     parsed = parse_stems(stems)
-    backend = _choice(kwargs.get("backend", "musicgen"), "backend", BACKENDS)
-    style = _optional_text(kwargs.get("style"), "style")
-    bpm = check_bpm(kwargs.get("bpm"))
-    key = parse_key(kwargs.get("key"))
-    limit = MUSICGEN_MAX_DURATION_S if backend == "musicgen" else SKETCH_MAX_DURATION_S
-    duration_s = check_finite(
-        kwargs.get("duration_s", 10.0), "duration_s", low=0.0, low_open=True, high=limit,
-        fix=(f"The {backend} backend generates at most {limit:g} s in one window"
-             + ("; long-form generation is not available yet." if backend == "musicgen" else ".")))
-    seed = kwargs.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)
-                             or not 0 <= seed < 2**32):
-        raise MusicStemsError(
-            f"seed={seed!r} is not allowed; pass a whole number from 0 to 2**32 - 1, or None to "
-            "draw one (it is recorded in the manifest)."
-        )
-    if seed is None:
-        seed = int.from_bytes(os.urandom(4), "little")
-    model = _check_model(kwargs.get("model", DEFAULT_MODEL)) if backend == "musicgen" else \
-        str(kwargs.get("model", DEFAULT_MODEL))
-    guidance_scale = check_finite(kwargs.get("guidance_scale", 3.0), "guidance_scale", low=1.0,
-                                  fix="1 turns classifier-free guidance off; 3 is MusicGen's "
-                                      "default.")
-    temperature = check_finite(kwargs.get("temperature", 1.0), "temperature", low=0.0,
-                               low_open=True, high=10.0)
-    top_k = kwargs.get("top_k", 250)
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
-        raise MusicStemsError(f"top_k={top_k!r} is not allowed; pass a whole number >= 0 "
-                              "(0 turns top-k filtering off; 250 is MusicGen's default).")
-    top_p = check_finite(kwargs.get("top_p", 0.0), "top_p", low=0.0, high=1.0,
-                         fix="0 turns nucleus sampling off.")
-    stem_lufs = check_finite(kwargs.get("stem_lufs", -20.0), "stem_lufs", low=-70, high=0,
-                             fix="Loudness is in LUFS, e.g. -20.")
-    target_lufs = check_finite(kwargs.get("target_lufs", -14.0), "target_lufs", low=-70, high=0,
-                               fix="Loudness is in LUFS; -14 suits streaming services.")
-    ceiling_dbfs = check_finite(kwargs.get("ceiling_dbfs", -1.0), "ceiling_dbfs", low=-20,
-                                high=0, fix="The peak ceiling is in dBFS, e.g. -1.")
-    if target_lufs > ceiling_dbfs:
-        raise MusicStemsError(
-            f"target_lufs={target_lufs:g} is above ceiling_dbfs={ceiling_dbfs:g}; a mix cannot be "
-            "louder on average than its peaks allow. Lower target_lufs or raise ceiling_dbfs."
-        )
-    device = _choice(kwargs.get("device", "auto"), "device", DEVICES)
-    precision = _choice(kwargs.get("precision", "auto"), "precision", PRECISIONS)
-    check_precision_device(precision, device)
-    spec = SongSpec(
-        stems=parsed, style=style, bpm=bpm, key=key, duration_s=duration_s, seed=seed,
-        backend=backend, model=model, device=device, precision=precision,
-        guidance_scale=guidance_scale, temperature=temperature, top_k=top_k, top_p=top_p,
-        stem_lufs=stem_lufs, target_lufs=target_lufs, ceiling_dbfs=ceiling_dbfs,
-        align=bool(kwargs.get("align", True)), progress=bool(kwargs.get("progress", True)),
-    )
-    prompts = {s.name: build_prompt(s.prompt, style=style, bpm=bpm, key=key) for s in parsed}
-    from .conditioning import check_conditioning
+    checked: dict[str, Any] = {}
+    # those that read other settings come last; the ones they read have no `after` themselves
+    for setting in sorted(SETTINGS, key=lambda s: bool(s.after)):
+        checked[setting.name] = setting.validate(settings.get(setting.name, setting.default),
+                                                 checked)
+    for rule in RULES:
+        rule(checked)
+    from .conditioning import check_conditioning  # reads the model's config: no torch
 
-    primer, harmony = check_conditioning(
-        spec, **{k: kwargs[k] for k in ("primer", "harmony") if k in kwargs})
-    return replace(spec, prompts=prompts, primer=primer, harmony=harmony)
+    check_conditioning(parsed, checked)
+    return SongSpec(stems=parsed, **checked)

@@ -1,7 +1,9 @@
 """Shared fixtures: a tiny random-weight MusicGen saved to disk, and one song composed with it.
 
-The tiny model goes through the same ``from_pretrained`` path as a hub model; composing a song
-takes about a second, so tests that only read a song share one.
+The tiny model goes through the same ``from_pretrained`` path as a hub model. Tests that only
+read a song share one, composed once per session. The song is pinned to ``device="cpu"``: on a
+machine with a GPU ``"auto"`` would pick it, and a CPU song is what the other tests compare with
+(same seed, same audio) and what their tolerances were set on.
 """
 
 from __future__ import annotations
@@ -27,4 +29,5 @@ def tiny_song(tiny_model):
     from musicstems import compose
 
     return compose(TINY_STEMS, style="dark berlin techno", bpm=128, key="A minor",
-                   duration_s=2.5, seed=7, model=tiny_model, align=False, progress=False)
+                   duration_s=2.5, seed=7, model=tiny_model, device="cpu", align=False,
+                   progress=False)

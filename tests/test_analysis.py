@@ -45,4 +45,4 @@ def test_levels_of_a_known_sine():
 def test_silence_reports_none_not_inf():
     report = analyze(np.zeros((2, SR), np.float32), SR)
     assert report["integrated_lufs"] is None and report["dominant_hz"] is None
-    assert all(v is None for v in report["band_energy"].values())
+    assert report["band_energy"] == {"low": None, "mid": None, "high": None}

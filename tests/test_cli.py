@@ -9,8 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from musicstems import Composition, __version__
-from musicstems.cli import main
+from musicstems import Composition, MusicStemsError, __version__
+from musicstems.cli import _build_parser, _settings_from, in_cli_words, main
+from musicstems.spec import SETTINGS
 
 
 def run_cli(*args):
@@ -25,6 +26,59 @@ def test_version_and_help():
     assert result.returncode == 0
     for option in ("--stem", "--style", "--bpm", "--key", "--duration", "--seed", "--out"):
         assert option in result.stdout
+
+
+def test_options_are_the_settings_table():
+    # compose offers every setting that has a flag; the demo only those marked for it
+    compose_help = _build_parser()._subparsers._group_actions[0].choices["compose"]
+    demo_help = _build_parser()._subparsers._group_actions[0].choices["demo"]
+    flags = {a.dest: a for a in compose_help._actions}
+    demo_flags = {a.dest: a for a in demo_help._actions}
+    for setting in SETTINGS:
+        if setting.flag is None:
+            continue
+        assert flags[setting.name].option_strings == [setting.flag]
+        assert (setting.name in demo_flags) == (setting.demo or setting.name == "backend")
+    # defaults: the table's (the demo's own song where it has one)
+    args = _build_parser().parse_args(["compose", "--stem", "a=b", "--out", "x"])
+    assert _settings_from(args) == {s.name: s.default for s in SETTINGS if s.flag}
+    demo = _build_parser().parse_args(["demo", "--out", "x"])
+    assert _settings_from(demo)["duration_s"] == 16 and _settings_from(demo)["bpm"] == 128
+
+
+def test_every_option_reaches_its_setting():
+    # one non-default value per option, so a flag wired to the wrong setting shows
+    values = {"style": "lofi", "bpm": 91.0, "key": "Eb minor", "duration_s": 4.0, "seed": 3,
+              "backend": "sketch", "model": "org/name", "device": "cpu", "precision": "fp32",
+              "guidance_scale": 2.0, "temperature": 0.7, "top_k": 40, "top_p": 0.5,
+              "stem_lufs": -22.0, "target_lufs": -16.0, "ceiling_dbfs": -2.0, "align": False,
+              "progress": False, "primer": "none", "harmony": "plan"}
+    argv = ["compose", "--stem", "a=b", "--out", "x"]
+    for setting in SETTINGS:
+        if setting.flag is None:
+            continue
+        argv += [setting.flag] if setting.negate else [setting.flag, str(values[setting.name])]
+    assert _settings_from(_build_parser().parse_args(argv)) == \
+        {s.name: values[s.name] for s in SETTINGS if s.flag}
+
+
+@pytest.mark.parametrize("message, arguments, cli", [
+    ("duration_s=45.0 is not allowed; pass a finite number in (0, 30].", {"duration_s": 45.0},
+     "--duration 45 is not allowed; pass a finite number in (0, 30]."),
+    ("key='H minor' is not a key musicstems can read", {"key": "H minor"},
+     "--key 'H minor' is not a key musicstems can read"),
+    ("target_lufs=-0.5 is above ceiling_dbfs=-1; Lower target_lufs or raise ceiling_dbfs.",
+     {"target_lufs": -0.5, "ceiling_dbfs": -1.0},
+     "--target-lufs -0.5 is above --ceiling -1; Lower --target-lufs or raise --ceiling."),
+    ("align=False and progress=False", {"align": False, "progress": False},
+     "--no-align and --quiet"),
+    # settings the error does not name stay as written; so do texts without arguments
+    ("model='x' is not a folder; bpm=3 too", {"model": "x"},
+     "--model x is not a folder; bpm=3 too"),
+    ("stems is empty; give a key", {}, "stems is empty; give a key"),
+])
+def test_errors_in_cli_words(message, arguments, cli):
+    assert in_cli_words(MusicStemsError(message, arguments=arguments)) == cli
 
 
 def test_compose_end_to_end(tiny_model, tmp_path, capsys):
@@ -57,8 +111,14 @@ def test_compose_end_to_end(tiny_model, tmp_path, capsys):
 @pytest.mark.parametrize("args, needle", [
     (["compose", "--out", "x"], "no --stem"),
     (["compose", "--stem", "drums", "--out", "x"], "NAME=VALUE"),
-    (["compose", "--stem", "drums=kick", "--bpm", "500", "--out", "x"], "bpm=500"),
-    (["compose", "--stem", "drums=kick", "--key", "Q", "--out", "x"], "key='Q'"),
+    (["compose", "--stem", "drums=kick", "--bpm", "500", "--out", "x"], "--bpm 500 is not"),
+    (["compose", "--stem", "drums=kick", "--key", "Q", "--out", "x"], "--key Q is not"),
+    (["compose", "--stem", "drums=kick", "--duration", "45", "--out", "x"],
+     "--duration 45 is not"),
+    (["compose", "--stem", "drums=kick", "--target-lufs", "-0.5", "--out", "x"],
+     "--target-lufs -0.5 is above --ceiling -1"),
+    (["compose", "--stem", "drums=kick", "--precision", "fp16", "--device", "cpu", "--out",
+      "x"], "--precision fp16 needs a GPU and --device cpu"),
     (["compose", "--stem", "../up=kick", "--out", "x"], "'../up'"),
     (["compose", "--stem", "drums=kick", "--gain", "bass=-3", "--out", "x"], "--gain"),
     (["compose", "--stem", "drums=kick", "--model", "/no/such/dir", "--out", "x"],
@@ -70,7 +130,32 @@ def test_bad_input_exits_nonzero_with_one_line(args, needle, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("musicstems: error:")
     assert needle in lines[0]
-    assert "torch" not in result.stderr  # refused before any model code ran
+
+
+_MODULES_AFTER_MAIN = """
+import sys
+from musicstems.cli import main
+code = main(sys.argv[1:])
+print(code, *sorted(name for name in ("torch", "transformers") if name in sys.modules))
+"""
+
+
+def _main_in_fresh_process(*args):
+    result = subprocess.run([sys.executable, "-c", _MODULES_AFTER_MAIN, *args],
+                            capture_output=True, text=True)
+    return result.stdout.splitlines()[-1].split()  # the probe's line, after the CLI's own
+
+
+def test_bad_input_is_refused_before_torch_loads(tiny_model, tmp_path):
+    # parsing, validation and the error path, in a fresh interpreter: no torch, no transformers
+    for bad in (["--bpm", "500"], ["--duration", "45"], ["--precision", "fp16", "--device",
+                                                         "cpu"]):
+        assert _main_in_fresh_process("compose", "--stem", "drums=kick", *bad, "--model",
+                                      tiny_model, "--out", str(tmp_path / "x")) == ["2"]
+    # control: the same probe on a valid command sees both load
+    assert _main_in_fresh_process("compose", "--stem", "drums=kick", "--duration", "0.2",
+                                  "--seed", "1", "--no-align", "--quiet", "--model", tiny_model,
+                                  "--out", str(tmp_path / "ok")) == ["0", "torch", "transformers"]
 
 
 def test_demo_works_offline_with_an_empty_cache(tmp_path):

@@ -30,6 +30,7 @@ def test_manifest_has_what_reproduces_the_song(tiny_song, tmp_path):
     assert manifest["seed"] == tiny_song.seed
     assert manifest["settings"]["bpm"] == 128 and manifest["settings"]["key"] == "A minor"
     assert manifest["settings"]["style"] == "dark berlin techno"
+    assert set(manifest["stems"]) == set(tiny_song.stems)  # the loop below checks every stem
     for name, entry in manifest["stems"].items():
         assert entry["prompt_sent"] == tiny_song.prompts[name]
         assert manifest["files"]["stems"][name] == f"stems/{name}.wav"

@@ -87,4 +87,11 @@ def test_master_hits_target_under_ceiling(target, ceiling):
 
 def test_limiter_leaves_quiet_audio_alone():
     audio = sine(200, 0.1)
-    assert np.array_equal(limit_peaks(audio, SR, ceiling_dbfs=-1.0), audio)
+    before = audio.copy()  # against a copy: a limiter that worked in place would pass otherwise
+    out = limit_peaks(audio, SR, ceiling_dbfs=-1.0)
+    assert np.array_equal(out, before) and np.array_equal(audio, before)
+    # the control: above the ceiling the same call changes the audio and holds the ceiling
+    loud = sine(200, 1.0)
+    limited = limit_peaks(loud, SR, ceiling_dbfs=-1.0)
+    assert not np.array_equal(limited, loud)
+    assert true_peak_dbtp(limited) <= -1.0 + 1e-6

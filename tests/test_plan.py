@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from musicstems.errors import MusicStemsError
-from musicstems.harmony import diatonic_chord
-from musicstems.parts import STEP
+from musicstems.plan.harmony import diatonic_chord
+from musicstems.plan.score import STEP
 from musicstems.plan import Plan, make_plan
-from musicstems.roles import choose_style
+from musicstems.plan.roles import choose_style
 from musicstems.spec import Key, validate_compose_args
 
 BAND = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from musicstems.cli import musicgen_weights_cached
+from musicstems.backends.hub import musicgen_weights_cached
 from musicstems.loudness import integrated_lufs
 
 MODEL = "facebook/musicgen-small"

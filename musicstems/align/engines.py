@@ -46,7 +46,8 @@ def _stretch_and_shift(y: np.ndarray, sample_rate: int, rate: float, semitones: 
 def _time_stretch(y: np.ndarray, rate: float, n_fft: int) -> np.ndarray:
     """``librosa.effects.time_stretch(y, rate=rate, n_fft=n_fft, hop_length=n_fft // 4)``,
     sample for sample, from the same three ``librosa.core`` calls: ``librosa.effects`` itself is
-    not imported, because it pulls in scikit-learn (0.15 s on the first call in a process)."""
+    not imported, because it imports scikit-learn, a cost paid on a process's first alignment
+    for nothing alignment uses (docs/alignment.md, *The first call*)."""
     import librosa
 
     hop = n_fft // 4

@@ -88,7 +88,7 @@ def _tonality(mono: np.ndarray) -> _Tonality:
     # between notes do not flatten the profile. This is librosa.feature.chroma_cqt(y=mono,
     # fmin=C1, n_octaves=6, norm=None) summed over time, to rounding; folding the summed CQT
     # into 12 pitch classes, instead of every frame, skips a matrix product that multi-threaded
-    # BLAS can stall on for tens of milliseconds when another process holds a core.
+    # BLAS stalls on whenever another process holds a core (it waits for all its threads).
     fmin_hz = librosa.note_to_hz("C1")
     with warnings.catch_warnings():
         # The C1 octave's filters are ~1.6 s long; shorter stems are zero-padded, which is fine.

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["weights_cached"]
+from ..spec import DEFAULT_MODEL
+
+__all__ = ["weights_cached", "musicgen_weights_cached"]
 
 
 def weights_cached(model: str) -> bool:
@@ -24,3 +26,9 @@ def weights_cached(model: str) -> bool:
                    for name in ("model.safetensors", "pytorch_model.bin"))
     except ValueError:  # not a valid repo id
         return False
+
+
+def musicgen_weights_cached(model: str = DEFAULT_MODEL) -> bool:
+    """Whether the MusicGen ``model`` (default :data:`~musicstems.spec.DEFAULT_MODEL`) can load
+    with no network; ``musicstems demo`` picks its backend by it."""
+    return weights_cached(model)

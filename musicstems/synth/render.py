@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..roles import GENRES
+from ..plan.genres import GENRES
 from . import dsp
 from .drums import drum_hit
 from .voices import render_note

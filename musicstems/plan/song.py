@@ -3,17 +3,17 @@
 ``make_plan(spec)`` reads the validated :class:`~musicstems.spec.SongSpec` and decides, in this
 order and each from its own seeded generator (so adding a stem never changes the others):
 
-1. the genre, from the style (then the prompts): :func:`musicstems.roles.genre_of`;
+1. the genre, from the style (then the prompts): :func:`musicstems.plan.genres.genre_of`;
 2. tempo: ``spec.bpm``, else the genre's (techno 128, house 124, hip hop 90, ambient 80,
    drum and bass 174 ...; 120 when no genre is named);
 3. key: ``spec.key``, else a mode from mood words ("dark" -> minor, "happy" -> major) or the
    genre, and a tonic drawn from the seed;
 4. meter 4/4 and the song form: sections by bar, scaled to ``spec.duration_s``;
 5. chords, one per bar: a diatonic progression for verses and another for choruses/drops;
-6. per stem: role, sound and texture from its prompt (:func:`musicstems.roles.choose_style`),
-   then its notes (:func:`musicstems.parts.write_part`).
+6. per stem: role, sound and texture from its prompt (:func:`musicstems.plan.roles.choose_style`),
+   then its notes (:func:`musicstems.plan.parts.write_part`).
 
-It is cheap (milliseconds) and deterministic: the same spec and seed give the same plan. Both
+It is cheap (no audio is rendered and no model loaded) and deterministic: the same spec and seed give the same plan. Both
 backends get it: the sketch backend renders its notes; MusicGen uses its tempo and key.
 """
 
@@ -27,12 +27,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import MusicStemsError
+from ..errors import MusicStemsError
+from ..spec import Key, parse_key
+from .genres import Genre, genre_of, mood_mode
 from .harmony import Chord, Section, choose_progression, song_form
 from .midi import gm_program, midi_channels, write_midi
-from .parts import TICKS_PER_BEAT, Note, Score, write_part
-from .roles import Genre, StemStyle, choose_style, genre_of, mood_mode
-from .spec import Key, parse_key
+from .parts import write_part
+from .roles import StemStyle, choose_style
+from .score import TICKS_PER_BEAT, Note, Score
 
 __all__ = ["Plan", "Part", "make_plan", "PLAN_FORMAT"]
 
@@ -235,7 +237,7 @@ class Plan:
                 ) -> Path:
         """Write a type-1 MIDI file: a tempo/key/markers track, then one track per stem with its
         General MIDI program (drums on channel 10) and its ``gain_db`` / ``pan`` as CC7 / CC10.
-        See :func:`musicstems.midi.write_midi`."""
+        See :func:`musicstems.plan.midi.write_midi`."""
         return write_midi(self, path, stems_settings)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .plan import Plan
+    from .song import Plan
 
 __all__ = ["GM_PROGRAMS", "gm_program", "write_midi", "DRUM_CHANNEL", "midi_channels"]
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .roles import Genre
-from .spec import FLAT_NAMES, SHARP_NAMES, Key
+from ..spec import FLAT_NAMES, SHARP_NAMES, Key
+from .genres import Genre
 
 __all__ = ["Chord", "Section", "diatonic_chord", "choose_progression", "song_form",
            "voice_chord", "ROMAN"]
@@ -141,7 +141,7 @@ def song_form(num_bars: int, genre: Genre) -> tuple[Section, ...]:
 
     Examples
     --------
-    >>> from musicstems.roles import GENRES
+    >>> from musicstems.plan.genres import GENRES
     >>> [s.name for s in song_form(16, GENRES["pop"])]
     ['intro', 'verse', 'chorus', 'outro']
     """
