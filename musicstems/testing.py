@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["tiny_musicgen", "musicgen_config"]
+__all__ = ["tiny_musicgen", "musicgen_config", "melody_config"]
 
 # A small vocabulary for the test tokenizer: music words, so prompts tokenize into varied ids.
 _CORPUS = """punchy four on the floor techno drums kick snare hihat clap percussion
@@ -99,6 +99,51 @@ def musicgen_config(*, size: str = "tiny", vocab_size: int = 160, stereo: bool =
                           decoder=decoder.to_dict())
 
 
+def melody_config(*, vocab_size: int = 160):
+    """The tiny MusicGen-Melody config: the tiny MusicGen's text encoder, codec and decoder
+    sizes (``MusicgenMelodyDecoderConfig``: self-attention only, the conditioning -- chroma
+    frames, then text -- prepended to the decoder's input), and facebook/musicgen-melody's
+    chroma layout: 12 pitch classes, 235 frames (30 s at 4096-sample hops of 32 kHz)."""
+    from transformers import MusicgenMelodyConfig, MusicgenMelodyDecoderConfig
+
+    plain = musicgen_config(size="tiny", vocab_size=vocab_size)
+    decoder = MusicgenMelodyDecoderConfig(vocab_size=64, hidden_size=64, num_hidden_layers=2,
+                                          num_attention_heads=4, ffn_dim=128, num_codebooks=4,
+                                          max_position_embeddings=2048, pad_token_id=64,
+                                          bos_token_id=64)
+    return MusicgenMelodyConfig(text_encoder=plain.text_encoder.to_dict(),
+                                audio_encoder=plain.audio_encoder.to_dict(),
+                                decoder=decoder.to_dict(), num_chroma=12, chroma_length=235)
+
+
+# facebook/musicgen-melody's preprocessor_config.json, written beside a tiny melody model so its
+# folder reads as the hub's; its MusicgenMelodyFeatureExtractor needs torchaudio, so musicstems
+# builds the chroma with librosa (musicstems.conditioning.chroma) from these same numbers
+MELODY_FEATURES = {"feature_extractor_type": "MusicgenMelodyFeatureExtractor",
+                   "processor_class": "MusicgenMelodyProcessor", "feature_size": 12,
+                   "num_chroma": 12, "sampling_rate": 32000, "hop_length": 4096,
+                   "n_fft": 16384, "chunk_length": 30, "padding_side": "left",
+                   "padding_value": 0.0, "return_attention_mask": False,
+                   "stem_indices": [3, 2]}
+
+
+def _responsive_decoder(model) -> None:
+    """Scale a random decoder so its codes follow its inputs. At the initial std 0.02 a code's
+    embedding is 6 % of the position's and the logits spread 0.16 around uniform: what is
+    sampled is then decided by the sampler's random numbers, and a different primer changes
+    1 code in 300 (a chroma, through a 0.02 projection, about none) -- a test of conditioning
+    could hardly fail. Embeddings and the chroma projection at std 0.5, heads at 0.3 (logits
+    spread about 2, as a trained model's)."""
+    decoder = model.decoder.model.decoder
+    for embedding in decoder.embed_tokens:
+        embedding.weight.mul_(25.0)
+    for head in model.decoder.lm_heads:
+        head.weight.mul_(15.0)
+    projection = getattr(model, "audio_enc_to_dec_proj", None)
+    if projection is not None:
+        projection.weight.mul_(25.0)
+
+
 def _spread_encoder(codec) -> None:
     """Make a random EnCodec's encoder tell audio apart, for audio prompts: its biases zeroed
     and its last convolution scaled so its output has unit spread, like the unit-normal
@@ -121,17 +166,28 @@ def _spread_encoder(codec) -> None:
         last.weight.mul_(1.0 / spread)
 
 
-def build_random_musicgen(*, size: str = "tiny", seed: int = 0, stereo: bool = False):
-    """A randomly initialised ``MusicgenForConditionalGeneration`` and its processor."""
+def build_random_musicgen(*, size: str = "tiny", seed: int = 0, stereo: bool = False,
+                          melody: bool = False, responsive: bool = False):
+    """A randomly initialised ``MusicgenForConditionalGeneration`` (``melody``: a tiny
+    ``MusicgenMelodyForConditionalGeneration``) and its processor (for a melody model its
+    tokenizer: the melody processor needs torchaudio)."""
     import torch
     from transformers import (EncodecFeatureExtractor, GenerationConfig,
-                              MusicgenForConditionalGeneration, MusicgenProcessor)
+                              MusicgenForConditionalGeneration,
+                              MusicgenMelodyForConditionalGeneration, MusicgenProcessor)
 
+    if melody and (size != "tiny" or stereo):
+        raise ValueError("melody=True builds the tiny mono melody model only")
     tokenizer = _tokenizer()
     vocab = tokenizer.vocab_size if size == "tiny" else 32128
-    config = musicgen_config(size=size, vocab_size=max(vocab, len(tokenizer)), stereo=stereo)
+    vocab = max(vocab, len(tokenizer))
     torch.manual_seed(seed)
-    model = MusicgenForConditionalGeneration(config).eval()
+    if melody:
+        config = melody_config(vocab_size=vocab)
+        model = MusicgenMelodyForConditionalGeneration(config).eval()
+    else:
+        config = musicgen_config(size=size, vocab_size=vocab, stereo=stereo)
+        model = MusicgenForConditionalGeneration(config).eval()
     with torch.no_grad():
         # A fresh EnCodec has all-zero codebooks, so every code would decode to the same audio
         # and tests of seeds and prompts could not fail: give each code its own embedding.
@@ -146,17 +202,22 @@ def build_random_musicgen(*, size: str = "tiny", seed: int = 0, stereo: bool = F
             if name.endswith("bias"):
                 parameter.zero_()
         _spread_encoder(model.audio_encoder)
+        if responsive:
+            _responsive_decoder(model)
     model.generation_config = GenerationConfig(
         do_sample=True, guidance_scale=3.0, top_k=250, max_length=1500,
         decoder_start_token_id=config.decoder.bos_token_id,
         pad_token_id=config.decoder.pad_token_id, bos_token_id=config.decoder.bos_token_id,
     )
+    if melody:
+        return model, tokenizer
     extractor = EncodecFeatureExtractor(feature_size=1, sampling_rate=32000, padding_value=0.0)
     processor = MusicgenProcessor(feature_extractor=extractor, tokenizer=tokenizer)
     return model, processor
 
 
-def tiny_musicgen(path: str | Path, *, seed: int = 0, stereo: bool = False) -> Path:
+def tiny_musicgen(path: str | Path, *, seed: int = 0, stereo: bool = False,
+                  melody: bool = False, responsive: bool = False) -> Path:
     """Build a tiny random-weight MusicGen and save it, with its processor, to ``path``.
 
     Parameters
@@ -167,6 +228,14 @@ def tiny_musicgen(path: str | Path, *, seed: int = 0, stereo: bool = False) -> P
         Seed of the random weights: the same seed writes the same model.
     stereo : bool
         The stereo layout (8 interleaved codebooks, as facebook/musicgen-stereo-*).
+    melody : bool
+        A MusicGen-Melody (``model_type`` "musicgen_melody", as facebook/musicgen-melody):
+        conditioned on a chroma besides the text. Written with its tokenizer and the hub's
+        ``preprocessor_config.json``.
+    responsive : bool
+        Scale the decoder so its codes follow its inputs (primer, chroma) more than the
+        sampler's random numbers; tests of conditioning use it. Off, the weights -- and every
+        output -- are the tiny model's as before.
 
     Returns
     -------
@@ -178,9 +247,15 @@ def tiny_musicgen(path: str | Path, *, seed: int = 0, stereo: bool = False) -> P
     >>> from musicstems.testing import tiny_musicgen
     >>> folder = tiny_musicgen("/tmp/tiny-musicgen")  # doctest: +SKIP
     """
+    import json
+
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    model, processor = build_random_musicgen(size="tiny", seed=seed, stereo=stereo)
+    model, processor = build_random_musicgen(size="tiny", seed=seed, stereo=stereo,
+                                             melody=melody, responsive=responsive)
     model.save_pretrained(path)
     processor.save_pretrained(path)
+    if melody:
+        with open(path / "preprocessor_config.json", "w", encoding="utf-8") as file:
+            json.dump(MELODY_FEATURES, file, indent=2)
     return path
