@@ -17,18 +17,26 @@ batched pass, decoded and cut off again -- cost a few percent of a 10 s song
 (docs/backends.md). The primer window is a whole number of codec frames; the leading fraction
 of a frame before the first beat is silence.
 
-**Chroma** (MusicGen-Melody): :func:`melody_chroma`.
+**Chroma** (MusicGen-Melody): with a melody model each tonal stem is conditioned on the
+chroma of its planned part (``harmony="plan"``) or of the user's file (``Stem(melody=...)``),
+over the decoder's own timeline -- the primer, then the song -- so chroma frame t is heard at
+audio time t. :func:`chroma` computes it as transformers' ``MusicgenMelodyFeatureExtractor``
+does (which needs torchaudio): a power STFT of 16384 points every 4096 samples at 32 kHz,
+librosa's chroma filters (the extractor's are a copy of them), and per frame a one-hot of the
+loudest pitch class -- so a silent frame reads as C, as it does there. Drums never hear a
+chroma: their rows get the model's own "no melody" input, as guidance's unconditional half.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 __all__ = ["PRIMER_MAX_S", "Primer", "primer_beats", "render_primers", "check_conditioning",
-           "is_melody_model", "stem_roles"]
+           "is_melody_model", "stem_roles", "chroma", "Melody", "melodies"]
 
 #: The longest primer, in seconds (see the module's docstring for why).
 PRIMER_MAX_S = 2.0
@@ -131,6 +139,97 @@ def render_primers(plan, names, sample_rate: int, hop: int) -> dict[str, Primer]
     return primers
 
 
+# MusicgenMelodyFeatureExtractor's numbers (facebook/musicgen-melody's preprocessor_config)
+CHROMA_RATE, CHROMA_FFT, CHROMA_HOP, NUM_CHROMA = 32000, 16384, 4096, 12
+
+
+def chroma(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The chroma MusicGen-Melody is conditioned on, as its feature extractor makes it.
+
+    Parameters
+    ----------
+    audio : np.ndarray [shape=(channels, samples) or (samples,)]
+        Mixed to mono (the extractor's mean of the channels).
+    sample_rate : int > 0, Hz
+        Resampled to 32 kHz when it differs.
+
+    Returns
+    -------
+    np.ndarray [shape=(frames, 12)], float32
+        One-hot per frame (frame t centred on sample ``t * 4096`` at 32 kHz, 7.8 frames/s):
+        the loudest pitch class, C first; ``input_features`` is a batch of these.
+    """
+    import librosa
+
+    mono = np.asarray(audio, dtype=np.float32)
+    mono = mono.mean(axis=0) if mono.ndim == 2 else mono
+    if sample_rate != CHROMA_RATE:
+        mono = librosa.resample(mono, orig_sr=sample_rate, target_sr=CHROMA_RATE)
+    if mono.size < CHROMA_FFT:  # the extractor's own padding of a short input
+        pad = CHROMA_FFT - mono.size
+        mono = np.pad(mono, (pad // 2, pad - pad // 2))
+    power = np.abs(librosa.stft(mono, n_fft=CHROMA_FFT, hop_length=CHROMA_HOP, window="hann",
+                                center=True, pad_mode="reflect")) ** 2
+    filters = librosa.filters.chroma(sr=CHROMA_RATE, n_fft=CHROMA_FFT, tuning=0.0,
+                                     n_chroma=NUM_CHROMA)
+    loudest = (filters @ power).argmax(axis=0)
+    out = np.zeros((loudest.size, NUM_CHROMA), dtype=np.float32)
+    out[np.arange(loudest.size), loudest] = 1.0
+    return out
+
+
+@dataclass(frozen=True)
+class Melody:
+    """One stem's chroma (frames, 12), or None: the model's "no melody" (drums, harmony off);
+    ``source`` says which ("plan part", "file", None)."""
+
+    chroma: np.ndarray | None
+    source: str | None
+    path: str | None = None
+
+    def report(self) -> dict | None:
+        if self.chroma is None:
+            return None
+        frames = self.chroma.shape[0]
+        return {"source": self.source, **({"file": self.path} if self.path else {}),
+                "frames": frames, "seconds": round(frames * CHROMA_HOP / CHROMA_RATE, 6)}
+
+
+def melodies(plan, stems, harmony: str | None, sample_rate: int, num_samples: int,
+             primers: dict[str, np.ndarray] | None) -> dict[str, Melody]:
+    """Every stem's chroma over the decoder's timeline: its primer (if any), then
+    ``num_samples`` of the song -- its planned part (``harmony="plan"``) or its melody file
+    (read, mixed to mono, looped or cut to the song's length). Drums, and tonal stems with
+    neither, get ``Melody(None, None)``. For a melody model, so ``harmony="auto"`` is "plan".
+    """
+    from .export import read_audio
+    from .synth.render import render_part
+
+    planned = harmony in ("plan", "auto")
+    out = {}
+    for stem in stems:
+        part = plan.parts[stem.name]
+        if part.role == "drums" or (stem.melody is None and not planned):
+            out[stem.name] = Melody(None, None)
+            continue
+        if stem.melody is not None:
+            import librosa
+
+            audio, rate = read_audio(Path(stem.melody).expanduser())
+            mono = audio.mean(axis=0)
+            if rate != sample_rate:
+                mono = librosa.resample(mono, orig_sr=rate, target_sr=sample_rate)
+            song = np.resize(mono, num_samples)  # looped when shorter, as the model tiles
+            source, path = "file", str(stem.melody)
+        else:
+            song = render_part(part, plan, sample_rate, num_samples).mean(axis=0)
+            source, path = "plan part", None
+        before = np.zeros(0) if primers is None else primers[stem.name].mean(axis=0)
+        out[stem.name] = Melody(chroma(np.concatenate([before, song]), sample_rate), source,
+                                path)
+    return out
+
+
 def is_melody_model(model: str) -> bool:
     """Whether ``model`` (a folder or a hub id) is a MusicGen-Melody, from its config.json --
     read from the folder or the local Hugging Face cache, no network and no torch -- or, for a
@@ -209,3 +308,11 @@ def check_conditioning(stems, settings) -> None:
                 raise MusicStemsError(f"stem {name!r} has melody={melody!r}, which is not a "
                                       "file on this machine; pass the path of an audio file "
                                       "(wav, flac, ogg, mp3).")
+            import soundfile
+
+            try:
+                soundfile.info(str(Path(melody).expanduser()))
+            except (RuntimeError, soundfile.LibsndfileError) as exc:
+                raise MusicStemsError(f"stem {name!r} has melody={str(melody)!r}, which is "
+                                      f"not audio soundfile can read ({exc}); pass a wav, "
+                                      "flac, ogg or mp3 file.") from exc

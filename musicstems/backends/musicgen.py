@@ -94,9 +94,16 @@ def load_model(model_id: str, *, device: str = "auto", precision: str = "auto",
         if key in _CACHE:
             return _CACHE[key]
         start = time.perf_counter()
-        from transformers import AutoProcessor, MusicgenForConditionalGeneration
+        from transformers import AutoProcessor, AutoTokenizer, MusicgenForConditionalGeneration
 
+        from ..conditioning import is_melody_model
         from .hub import weights_cached
+
+        melody = is_melody_model(model_id)
+        if melody:
+            from transformers import MusicgenMelodyForConditionalGeneration as model_class
+        else:
+            model_class = MusicgenForConditionalGeneration
 
         # Cached weights load without asking the hub, so an offline machine does not wait
         # through the hub client's retries.
@@ -107,11 +114,14 @@ def load_model(model_id: str, *, device: str = "auto", precision: str = "auto",
                 # memory-mapped checkpoint, so no fp32 copy of a bf16/fp16 model is kept (how
                 # transformers 5 always loads; low_cpu_mem_usage asks the same of 4.x); on a GPU
                 # they go straight to it (device_map). int8 loads fp32 and quantizes in place.
-                model = MusicgenForConditionalGeneration.from_pretrained(
+                model = model_class.from_pretrained(
                     model_id, dtype=torch_dtype(precision), low_cpu_mem_usage=True,
                     device_map=None if device == "cpu" else device,
                     local_files_only=local_only)
-                processor = AutoProcessor.from_pretrained(model_id, local_files_only=local_only)
+                # a melody model's processor needs torchaudio for its chroma; musicstems makes
+                # the chroma itself (conditioning.chroma) and needs only the tokenizer
+                processor = (AutoTokenizer if melody else AutoProcessor).from_pretrained(
+                    model_id, local_files_only=local_only)
             except OSError as exc:  # not cached and no network, or no such repo/folder
                 reason = str(exc).strip().rstrip(".")
                 raise ModelLoadError(
@@ -211,20 +221,57 @@ def _codec_decoder(model, sampler_fallback: str | None) -> str:
     return "musicstems windowed" if reason is None else f"transformers ({reason})"
 
 
-def _primers(stems, plan, settings, model, sample_rate: int):
-    """The stems' primers when ``settings.primer`` asks for them (else None): their length in
-    samples first, then the audio in stem order and the manifest's entry per stem."""
-    if getattr(settings, "primer", None) is None:
-        return None
-    from ..conditioning import render_primers
-    from ..plan import make_plan
+@dataclass
+class _Heard:
+    """What the decoder hears of the plan besides the text, for one batch of stems."""
 
+    primer_samples: int  # the primer's length, cut off the decoded audio
+    values: Any  # the primers as input_values (batch, channels, samples), or None
+    features: Any  # the chromas as input_features (batch, frames, 12), or None
+    primers: dict  # per stem: the manifest's primer entry (None: none)
+    harmony: dict  # per stem: the manifest's harmony entry (None: none)
+    render_s: float
+
+    def generate_kwargs(self, model) -> dict:
+        """The same, as ``generate``'s arguments: a melody model's ``generate`` takes no
+        ``input_values``, so its primer goes in as the codes ``input_values`` would give."""
+        from .melody import is_melody
+        from .primer import encode_primers
+
+        extra = {} if self.features is None else {"input_features": self.features}
+        if self.values is not None and is_melody(model):
+            extra["decoder_input_ids"] = encode_primers(model, self.values).flatten(0, 1)
+        elif self.values is not None:
+            extra["input_values"] = self.values
+        return extra
+
+
+def _heard(stems, plan, settings, model, sample_rate: int, num_samples: int) -> _Heard:
+    """The stems' primers (``settings.primer``) and, for a melody model, their chromas
+    (``settings.harmony``, ``Stem.melody``), rendered from the plan."""
+    from ..conditioning import melodies, render_primers
+    from ..plan import make_plan
+    from .melody import is_melody, melody_features
+    from .primer import primer_values
+
+    start = time.perf_counter()
     plan = plan if plan is not None else make_plan(settings)
-    hop = math.prod(model.config.audio_encoder.upsampling_ratios)
-    made = render_primers(plan, [s.name for s in stems], sample_rate, hop)
-    audio = [made[s.name].audio for s in stems]
-    return (audio[0].shape[-1], audio,
-            {name: primer.report(sample_rate) for name, primer in made.items()})
+    names = [s.name for s in stems]
+    primer_samples, values, primed, audio = 0, None, dict.fromkeys(names), None
+    if settings.primer is not None:
+        hop = math.prod(model.config.audio_encoder.upsampling_ratios)
+        made = render_primers(plan, names, sample_rate, hop)
+        audio = {name: made[name].audio for name in names}
+        primer_samples = made[names[0]].audio.shape[-1]
+        values = primer_values(model, [audio[name] for name in names])
+        primed = {name: made[name].report(sample_rate) for name in names}
+    features, harmony = None, dict.fromkeys(names)
+    if is_melody(model):
+        heard = melodies(plan, stems, settings.harmony, sample_rate, num_samples, audio)
+        features = melody_features(model, [heard[name].chroma for name in names])
+        harmony = {name: heard[name].report() for name in names}
+    return _Heard(primer_samples, values, features, primed, harmony,
+                  time.perf_counter() - start)
 
 
 class MusicGenBackend:
@@ -238,7 +285,7 @@ class MusicGenBackend:
 
         from .decoding import (SamplingSettings, decode_audio, layer_runner, sample_codes,
                                unsupported_reason)
-        from .primer import encode_primers, primer_values
+        from .primer import encode_primers
 
         load_start = time.perf_counter()
         loaded = load_model(settings.model, device=settings.device,
@@ -253,10 +300,7 @@ class MusicGenBackend:
         max_new_tokens = frames + num_codebooks - 1
         inputs = loaded.processor(text=prompts, padding=True, return_tensors="pt")
         inputs = {k: v.to(loaded.device) for k, v in inputs.items()}
-        primer_start = time.perf_counter()
-        primers = _primers(stems, plan, settings, model, loaded.sample_rate)
-        primer_samples = 0 if primers is None else primers[0]
-        primer_render_s = time.perf_counter() - primer_start
+        heard = _heard(stems, plan, settings, model, loaded.sample_rate, num_samples)
         sampling = SamplingSettings(
             max_new_tokens=max_new_tokens, guidance_scale=settings.guidance_scale,
             temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p)
@@ -270,8 +314,8 @@ class MusicGenBackend:
             # fork_rng: the seed is this call's alone; the user's global RNG state is untouched.
             with torch.random.fork_rng(devices=devices), torch.inference_mode():
                 torch.manual_seed(settings.seed)
-                values = None if primers is None else primer_values(model, primers[1])
                 if fallback is None:
+                    values = heard.values
                     prefix = None if values is None else encode_primers(model, values)
                     codes = sample_codes(model, inputs["input_ids"],
                                          inputs.get("attention_mask"), sampling,
@@ -281,9 +325,8 @@ class MusicGenBackend:
                 else:
                     from transformers import StoppingCriteriaList
 
-                    primed = {} if values is None else {"input_values": values}
                     audio = model.generate(
-                        **inputs, **primed, do_sample=True,
+                        **inputs, **heard.generate_kwargs(model), do_sample=True,
                         guidance_scale=sampling.guidance_scale,
                         temperature=sampling.temperature, top_k=sampling.top_k,
                         top_p=sampling.top_p if sampling.top_p > 0 else None,
@@ -295,7 +338,7 @@ class MusicGenBackend:
         end = time.perf_counter()
         generate_s = end - start
         # (batch, channels, samples), the primer's frames cut off: the song starts after it
-        audio = audio[..., primer_samples:].float().cpu().numpy()
+        audio = audio[..., heard.primer_samples:].float().cpu().numpy()
         out = {s.name: fit_length(audio[i], num_samples) for i, s in enumerate(stems)}
         report = {
             "model": loaded.model_id, "revision": loaded.revision, "device": loaded.device,
@@ -314,7 +357,11 @@ class MusicGenBackend:
             "decode_s": round(end - progress.last_s, 3),
             "threads": torch.get_num_threads(), "recipe": loaded.recipe,
         }
-        if primers is not None:  # only then: a song without one reports as before
-            report["primer"] = primers[2]
-            report["primer_render_s"] = round(primer_render_s, 3)
+        # per stem, only when there was one: a song of text alone reports as before
+        if heard.values is not None:
+            report["primer"] = heard.primers
+        if heard.features is not None:
+            report["harmony"] = heard.harmony
+        if heard.values is not None or heard.features is not None:
+            report["conditioning_render_s"] = round(heard.render_s, 3)
         return Generated(stems=out, sample_rate=loaded.sample_rate, report=report)
