@@ -133,7 +133,7 @@ def _responsive_decoder(model) -> None:
     sampled is then decided by the sampler's random numbers, and a different primer changes
     1 code in 300 (a chroma, through a 0.02 projection, about none) -- a test of conditioning
     could hardly fail. Embeddings and the chroma projection at std 0.5, heads at 0.3 (logits
-    spread about 2, as a trained model's)."""
+    spread about 2, as a trained model's), self-attention's output at 0.2."""
     decoder = model.decoder.model.decoder
     for embedding in decoder.embed_tokens:
         embedding.weight.mul_(25.0)
@@ -142,6 +142,8 @@ def _responsive_decoder(model) -> None:
     projection = getattr(model, "audio_enc_to_dec_proj", None)
     if projection is not None:
         projection.weight.mul_(25.0)
+    for layer in decoder.layers:  # what attention brings (a primer's past, a chroma) counts
+        layer.self_attn.out_proj.weight.mul_(10.0)
 
 
 def _spread_encoder(codec) -> None:

@@ -21,6 +21,15 @@ STEMS = {"drums": "punchy four on the floor techno drums", "bass": "deep rolling
 HOP = 640  # samples per codec frame at 32 kHz, 50 frames/s
 
 
+@pytest.fixture(scope="module")
+def responsive_model(tmp_path_factory):
+    """The tiny model with a decoder that hears its input: at the default tiny weights a
+    different primer changes 1 code in 300, since the sampler's random numbers decide."""
+    from musicstems.testing import tiny_musicgen
+
+    return str(tiny_musicgen(tmp_path_factory.mktemp("responsive"), responsive=True))
+
+
 def _primer_audio(seed: int, frames: int = 12) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     return [0.3 * rng.standard_normal((2, frames * HOP)).astype(np.float32) for _ in PROMPTS]
@@ -61,8 +70,8 @@ def _loop_codes(model, inputs, values, seed, settings, kv_dtype=None):
 @pytest.mark.parametrize("precision, guidance, top_k, top_p", [
     ("fp32", 3.0, 250, 0.0), ("fp32", 1.0, 20, 0.0), ("fp32", 3.0, 250, 0.8),
     ("int8", 3.0, 250, 0.0), ("bf16", 3.0, 250, 0.0)])
-def test_the_loop_continues_a_primer_as_generate_does(tiny_model, precision, guidance, top_k,
-                                                      top_p):
+def test_the_loop_continues_a_primer_as_generate_does(responsive_model, precision, guidance,
+                                                      top_k, top_p):
     from musicstems.backends.decoding import SamplingSettings
     from musicstems.backends.musicgen import load_model
     from musicstems.backends.precision import cpu_features
@@ -70,7 +79,7 @@ def test_the_loop_continues_a_primer_as_generate_does(tiny_model, precision, gui
 
     if precision == "bf16" and not cpu_features()["bf16"]:
         pytest.skip("bf16 is emulated, and not packed, on a CPU without native bf16")
-    loaded = load_model(tiny_model, device="cpu", precision=precision, quiet=True)
+    loaded = load_model(responsive_model, device="cpu", precision=precision, quiet=True)
     model = loaded.model
     inputs = loaded.processor(text=PROMPTS, padding=True, return_tensors="pt")
     values = primer_values(model, _primer_audio(0))
@@ -83,8 +92,9 @@ def test_the_loop_continues_a_primer_as_generate_does(tiny_model, precision, gui
     assert codes.shape == (1, len(PROMPTS), 4, 12 + steps + 1 - 4)  # primer frames first
     assert torch.equal(codes, expected)
     # the primer's own codes open the output, and a different primer changes what follows
+    # (most of it: 60-90 % of the codes at these settings)
     other = _loop_codes(model, inputs, primer_values(model, _primer_audio(1)), 3, settings)
-    assert not torch.equal(other[..., 12:], codes[..., 12:])
+    assert (other[..., 12:] != codes[..., 12:]).float().mean() > 0.3
     if loaded.kv_dtype is not None:  # the cache the backend really uses runs as well
         ours = _loop_codes(model, inputs, values, 3, settings, kv_dtype=loaded.kv_dtype)
         assert ours.shape == codes.shape
