@@ -210,3 +210,74 @@ def test_bad_melody_arguments_fail_before_any_model_loads(melody_model, tiny_mod
     validate_compose_args([Stem("lead", "synth lead", melody=str(hum))], model=melody_model)
     validate_compose_args(STEMS, model=tiny_model, harmony=None)
     validate_compose_args(STEMS, model=tiny_model)  # 'auto': off without a melody model
+
+
+@pytest.mark.parametrize("precision, guidance, top_k, top_p, primed", [
+    ("fp32", 3.0, 250, 0.0, True), ("fp32", 1.0, 20, 0.8, False), ("int8", 3.0, 250, 0.0, True),
+    ("bf16", 3.0, 250, 0.0, False)])
+def test_the_melody_loop_samples_as_generate_does(melody_model, precision, guidance, top_k,
+                                                  top_p, primed):
+    from musicstems.backends.decoding import SamplingSettings
+    from musicstems.backends.melody import melody_features, sample_melody_codes
+    from musicstems.backends.musicgen import load_model
+    from musicstems.backends.precision import cpu_features
+    from musicstems.backends.primer import encode_primers, primer_values
+
+    if precision == "bf16" and not cpu_features()["bf16"]:
+        pytest.skip("bf16 is emulated, and not packed, on a CPU without native bf16")
+    loaded = load_model(melody_model, device="cpu", precision=precision, quiet=True)
+    model = loaded.model
+    inputs = loaded.processor(text=["deep bass", "punchy drums", "warm pads"], padding=True,
+                              return_tensors="pt")
+    line = np.eye(12, dtype=np.float32)[[9, 9, 0, 4] * 10]
+    features = melody_features(model, [line, None, line[::-1].copy()])
+    rng = np.random.default_rng(1)
+    audio = [0.3 * rng.standard_normal((2, 10 * 640)).astype(np.float32) for _ in range(3)]
+    prefix = encode_primers(model, primer_values(model, audio)) if primed else None
+    steps = 20
+
+    def ours(chroma):
+        with torch.random.fork_rng(), torch.inference_mode():
+            torch.manual_seed(3)
+            return sample_melody_codes(model, inputs["input_ids"], inputs["attention_mask"],
+                                       chroma, SamplingSettings(steps, guidance, 1.0, top_k,
+                                                                top_p),
+                                       prefix_codes=prefix)
+
+    caught = []
+    decode = model.audio_encoder.decode
+    model.audio_encoder.decode = lambda codes, **kw: (caught.append(codes.clone()),
+                                                      decode(codes, **kw))[1]
+    try:
+        with torch.random.fork_rng(), torch.inference_mode():
+            torch.manual_seed(3)
+            extra = {} if prefix is None else {"decoder_input_ids": prefix.flatten(0, 1)}
+            model.generate(**inputs, input_features=features, do_sample=True,
+                           guidance_scale=guidance, top_k=top_k, top_p=top_p or None,
+                           max_new_tokens=steps, **extra)
+    finally:
+        del model.audio_encoder.decode
+    codes = ours(features)
+    assert codes.shape == (1, 3, 4, (10 if primed else 0) + steps + 1 - 4)
+    assert torch.equal(codes, caught[0])
+    # the control: without the chroma the tonal rows change, the drums row does not
+    plain = ours(None)
+    assert (plain[:, 0] != codes[:, 0]).float().mean() > 0.3
+    assert torch.equal(plain[:, 1], codes[:, 1])
+
+
+def test_a_melody_song_is_the_same_through_generate(melody_model, monkeypatch):
+    # compose's own loop against the fallback through transformers' generate, with the
+    # primer and the planned parts' chroma; the codecs differ (windowed vs whole), hence the
+    # tolerance, as test_primer's fallback test
+    from musicstems.backends import melody
+
+    ours = _song(melody_model)
+    assert ours.manifest["backend"]["sampler"] == "musicstems"
+    monkeypatch.setattr(melody, "unsupported_reason", lambda model: "a test says so")
+    theirs = _song(melody_model)
+    assert theirs.manifest["backend"]["sampler"] == "transformers generate (a test says so)"
+    for name in STEMS:
+        peak = np.abs(theirs.stems[name]).max()
+        np.testing.assert_allclose(ours.stems[name], theirs.stems[name], rtol=0,
+                                   atol=1e-5 * peak)

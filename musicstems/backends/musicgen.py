@@ -285,6 +285,8 @@ class MusicGenBackend:
 
         from .decoding import (SamplingSettings, decode_audio, layer_runner, sample_codes,
                                unsupported_reason)
+        from .melody import is_melody, sample_melody_codes
+        from .melody import unsupported_reason as melody_unsupported
         from .primer import encode_primers
 
         load_start = time.perf_counter()
@@ -306,7 +308,8 @@ class MusicGenBackend:
             temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p)
         # musicstems' own loop: generate's arithmetic without its per-step bookkeeping (same
         # codes for the same seed, decoding.py); generate itself for a model it cannot run.
-        fallback = unsupported_reason(model)
+        melody = is_melody(model)  # its own loop: a decoder without cross-attention
+        fallback = melody_unsupported(model) if melody else unsupported_reason(model)
         progress = _StepProgress(max_new_tokens, show=settings.progress, callback=callback)
         start = time.perf_counter()
         devices = [torch.cuda.current_device()] if loaded.device == "cuda" else []
@@ -317,10 +320,16 @@ class MusicGenBackend:
                 if fallback is None:
                     values = heard.values
                     prefix = None if values is None else encode_primers(model, values)
-                    codes = sample_codes(model, inputs["input_ids"],
-                                         inputs.get("attention_mask"), sampling,
-                                         kv_dtype=loaded.kv_dtype, on_step=progress,
-                                         prefix_codes=prefix)
+                    if melody:
+                        codes = sample_melody_codes(model, inputs["input_ids"],
+                                                    inputs.get("attention_mask"),
+                                                    heard.features, sampling,
+                                                    on_step=progress, prefix_codes=prefix)
+                    else:
+                        codes = sample_codes(model, inputs["input_ids"],
+                                             inputs.get("attention_mask"), sampling,
+                                             kv_dtype=loaded.kv_dtype, on_step=progress,
+                                             prefix_codes=prefix)
                     audio = decode_audio(model, codes)
                 else:
                     from transformers import StoppingCriteriaList
@@ -346,7 +355,8 @@ class MusicGenBackend:
             "decoder_steps": max_new_tokens, "batch_size": len(stems),
             "sampler": "musicstems" if fallback is None else f"transformers generate ({fallback})",
             "codec_decoder": _codec_decoder(model, fallback),
-            "decoder_layers": layer_runner(model) if fallback is None else "transformers",
+            "decoder_layers": ("transformers" if fallback is not None else
+                               "eager" if melody else layer_runner(model)),
             # load_s is ~0 when the model came from the cache
             "load_s": round(start - load_start, 3), "generate_s": round(generate_s, 3),
             # the decoder loop alone: between the first and the last step
