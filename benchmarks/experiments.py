@@ -58,7 +58,7 @@ def _best(fn, repeats: int = 5) -> float:
 
 def _packing_engine(name):
     """Pack quantized weights for ``name``'s kernels (``None``: torch's current engine)."""
-    from musicstems.backends.precision import _packing_engine as engine
+    from musicstems.backends.int8 import packing_engine as engine
 
     return contextlib.nullcontext() if name is None else engine(name)
 
@@ -68,7 +68,7 @@ def _fused_qkv(stack, engine):
     (``fuse_int8_linears``, as ``quantize_decoder_int8`` does), and the input widths."""
     import torch
 
-    from musicstems.backends.precision import fuse_int8_linears
+    from musicstems.backends.int8 import fuse_int8_linears
 
     class Fused(torch.nn.Module):
         def __init__(self, packed):
@@ -91,7 +91,8 @@ def _fused_qkv(stack, engine):
 def linear(rows: int = 8) -> None:
     import torch
 
-    from musicstems.backends.precision import _full_range_linear, _quiet_ao_deprecation
+    from musicstems.backends.cpu import quiet_ao_deprecation as _quiet_ao_deprecation
+    from musicstems.backends.int8 import full_range_linear as _full_range_linear
 
     torch.manual_seed(0)
     layers = torch.nn.ModuleList()
@@ -121,7 +122,7 @@ def linear(rows: int = 8) -> None:
         print(f"{name:44s} {1000 * seconds:7.1f} ms  "
               f"{weights * bytes_per_weight / seconds / 1e9:5.1f} GB/s of weights", flush=True)
 
-    from musicstems.backends.precision import pack_linears_onednn
+    from musicstems.backends.onednn import pack_linears_onednn
 
     report("fp32", layers, torch.float32, 4)
     report("bf16", copy.deepcopy(layers).to(torch.bfloat16), torch.bfloat16, 2)
@@ -251,7 +252,7 @@ def cache(model_dir: str, steps: int = 250) -> None:
                         if extra is None:  # what compose() runs
                             sample_codes(model, inputs["input_ids"], inputs["attention_mask"],
                                          SamplingSettings(steps, 3.0),
-                                         kv_dtype=loaded.kv_dtype,
+                                         prepared=loaded.prepared,
                                          on_step=lambda step: timer.times.append(
                                              time.perf_counter()))
                         else:
@@ -386,7 +387,9 @@ def step(model_dir: str, lengths=(1, 250, 500)) -> None:
     import torch
     from transformers import AutoProcessor
 
-    from musicstems.backends import precision as prec
+    from dataclasses import replace
+
+    from musicstems.backends import onednn
     from musicstems.backends.decoding import DecoderStep, encode_text
     from musicstems.backends.musicgen import load_model, release_models
 
@@ -394,21 +397,21 @@ def step(model_dir: str, lengths=(1, 250, 500)) -> None:
     prompts = list(_PROMPTS[:4])
     inputs = processor(text=prompts, padding=True, return_tensors="pt")
     capacity = max(lengths) + 1
-    packing = prec.pack_linears_onednn
+    packing = onednn.pack_linears_onednn
     for precision, packed in (("int8", True), ("int8", False), ("bf16", True),
                               ("bf16", False)):
-        prec.pack_linears_onednn = packing if packed else (lambda module: 0)
+        onednn.pack_linears_onednn = packing if packed else (lambda module: 0)
         try:
             loaded = load_model(model_dir, device="cpu", precision=precision, quiet=True)
         finally:
-            prec.pack_linears_onednn = packing
+            onednn.pack_linears_onednn = packing
         with torch.inference_mode():  # the text states: one per model, for both caches
             states, mask = encode_text(loaded.model, inputs["input_ids"],
                                        inputs["attention_mask"], guided=True)
         for kv_dtype in (torch.bfloat16, torch.float32):
             with torch.inference_mode():
                 decoder_step = DecoderStep(loaded.model, 2 * len(prompts), capacity,
-                                           kv_dtype=kv_dtype)
+                                           replace(loaded.prepared, kv_dtype=kv_dtype))
                 decoder_step.set_encoder(states, mask)
                 codes = torch.zeros(2 * len(prompts), loaded.model.decoder.num_codebooks,
                                     dtype=torch.long)
@@ -452,13 +455,13 @@ def headroom(model_dir: str, duration_s: float = 10.0, stems: int = 4) -> None:
           f"steps, mean cached positions {mean}", flush=True)
     for precision in ("int8", "bf16"):
         loaded = load_model(model_dir, device="cpu", precision=precision, quiet=True)
-        cache_dtype = loaded.kv_dtype or loaded.model.dtype  # None: the activations'
+        cache_dtype = loaded.prepared.kv_dtype or loaded.model.dtype  # None: the activations'
         kv_bytes = torch.tensor([], dtype=cache_dtype).element_size()
         with torch.inference_mode():
             states, mask = encode_text(loaded.model, inputs["input_ids"],
                                        inputs["attention_mask"], guided=True)
             decoder_step = DecoderStep(loaded.model, 2 * stems, steps + 1,
-                                       kv_dtype=loaded.kv_dtype)
+                                       loaded.prepared)
             decoder_step.set_encoder(states, mask)
             codes = torch.zeros(2 * stems, codebooks, dtype=torch.long)
             start = time.perf_counter()
@@ -473,7 +476,7 @@ def headroom(model_dir: str, duration_s: float = 10.0, stems: int = 4) -> None:
             torch.manual_seed(0)
             sample_codes(loaded.model, inputs["input_ids"], inputs["attention_mask"],
                          SamplingSettings(max_new_tokens=steps, guidance_scale=3.0),
-                         kv_dtype=loaded.kv_dtype,
+                         prepared=loaded.prepared,
                          on_step=lambda step: clock.append(time.perf_counter()))
             loop_ms = 1000 * (clock[-1] - clock[0]) / (steps - 1)
         need = bytes_per_step(config, precision, stems, steps, kv_bytes)
@@ -511,7 +514,7 @@ inputs = AutoProcessor.from_pretrained(sys.argv[1])(text=["drums", "bass", "pads
 with torch.inference_mode():
     states, mask = encode_text(loaded.model, inputs["input_ids"], inputs["attention_mask"],
                                guided=True)
-    step = DecoderStep(loaded.model, 8, 200, kv_dtype=loaded.kv_dtype)
+    step = DecoderStep(loaded.model, 8, 200, loaded.prepared)
     step.set_encoder(states, mask)
     codes = torch.zeros(8, loaded.model.decoder.num_codebooks, dtype=torch.long)
     for _ in range(20):

@@ -8,6 +8,8 @@ prompts of different lengths (so the text padding masks matter) and every sampli
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -54,7 +56,8 @@ def _loop_codes(model, inputs, seed, settings):
 
     with torch.random.fork_rng(), torch.inference_mode():
         torch.manual_seed(seed)
-        return sample_codes(model, inputs["input_ids"], inputs["attention_mask"], settings)
+        codes, _ = sample_codes(model, inputs["input_ids"], inputs["attention_mask"], settings)
+    return codes
 
 
 @pytest.mark.parametrize("temperature, top_k, top_p", [(1.0, 250, 0.0), (1.3, 20, 0.0),
@@ -86,30 +89,32 @@ def test_the_loop_matches_generate_in_reduced_precision_too(tiny_model, precisio
     # dtype
     from musicstems.backends.decoding import SamplingSettings, sample_codes
     from musicstems.backends.musicgen import load_model
-    from musicstems.backends.precision import cpu_features
+    from musicstems.backends.cpu import cpu_features
     from transformers import AutoProcessor
 
     if not cpu_features()["bf16"] and precision == "bf16":
         pytest.skip("bf16 is emulated, and not packed, on a CPU without native bf16")
-    model = load_model(tiny_model, device="cpu", precision=precision, quiet=True).model
+    loaded = load_model(tiny_model, device="cpu", precision=precision, quiet=True)
+    model = loaded.model
     processor = AutoProcessor.from_pretrained(tiny_model)
     inputs = processor(text=PROMPTS, padding=True, return_tensors="pt")
     expected = _generate_codes(model, inputs, 9, guidance_scale=3.0, max_new_tokens=30)
     with torch.random.fork_rng(), torch.inference_mode():
         torch.manual_seed(9)
-        codes = sample_codes(model, inputs["input_ids"], inputs["attention_mask"],
-                             SamplingSettings(30, 3.0))
+        codes, _ = sample_codes(model, inputs["input_ids"], inputs["attention_mask"],
+                                SamplingSettings(30, 3.0),
+                                prepared=replace(loaded.prepared, kv_dtype=None))
     assert torch.equal(codes, expected)
 
 
 def test_int8_layers_through_torchscript_give_the_eager_song(tiny_model, monkeypatch):
     """The scripted int8 layer is op for op the eager one: the same song, bit for bit, with the
     bf16 cache and the skipped cross-attention rows of a real int8 song."""
-    from musicstems.backends import decoding
+    from musicstems.backends import decoding, int8_layers
     from musicstems.backends.musicgen import load_model
 
-    model = load_model(tiny_model, device="cpu", precision="int8", quiet=True).model
-    if decoding.layer_runner(model) != "torchscript":
+    loaded = load_model(tiny_model, device="cpu", precision="int8", quiet=True)
+    if decoding.DecoderStep(loaded.model, 2, 2, loaded.prepared).layer_runner != "torchscript":
         pytest.skip("int8 here is not musicstems' 8-bit recipe (no VNNI) or TorchScript "
                     "cannot compile: the eager loop runs, and the other tests cover it")
 
@@ -119,15 +124,13 @@ def test_int8_layers_through_torchscript_give_the_eager_song(tiny_model, monkeyp
 
     # Logits first: a song can survive a small change of them (a random model's near-uniform
     # draws rarely flip), the logits cannot.
-    loaded = load_model(tiny_model, device="cpu", precision="int8", quiet=True)
     inputs = loaded.processor(text=PROMPTS, padding=True, return_tensors="pt")
     with torch.inference_mode():
         states, mask = decoding.encode_text(loaded.model, inputs["input_ids"],
                                             inputs["attention_mask"], guided=True)
         steps = []
         for scripted in (True, False):
-            step = decoding.DecoderStep(loaded.model, 2 * len(PROMPTS), 8,
-                                        kv_dtype=loaded.kv_dtype)
+            step = decoding.DecoderStep(loaded.model, 2 * len(PROMPTS), 8, loaded.prepared)
             assert step.scripted is not None
             if not scripted:
                 step.scripted = None
@@ -140,7 +143,7 @@ def test_int8_layers_through_torchscript_give_the_eager_song(tiny_model, monkeyp
 
     scripted = song()
     assert scripted.manifest["backend"]["decoder_layers"] == "torchscript"
-    monkeypatch.setattr(decoding, "_scripted_int8_layers", lambda: None)
+    monkeypatch.setattr(int8_layers, "scripted_int8_layers", lambda: None)
     eager = song()
     assert eager.manifest["backend"]["decoder_layers"] == "eager"
     for name in STEMS:
@@ -226,6 +229,7 @@ def test_compose_falls_back_to_generate_with_the_same_audio(tiny_model, monkeypa
     theirs = song()
     assert theirs.manifest["backend"]["sampler"] == "transformers generate (a test says so)"
     assert theirs.manifest["backend"]["codec_decoder"] == "transformers (inside generate)"
+    assert not np.array_equal(ours.stems["drums"], theirs.stems["drums"])  # two decodes ran
     for name in STEMS:
         # The same codes; the windowed decode is transformers' to fp32 rounding (test_codec.py)
         # and the loudness stage scales both alike.

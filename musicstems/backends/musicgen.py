@@ -12,20 +12,21 @@ import gc
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ModelLoadError
 from . import Generated, ProgressCallback, fit_length
-from .precision import (prepare_bf16_cpu, quantize_decoder_int8, resolve_device,
-                        resolve_precision, torch_dtype)
+from .device import resolve_device, resolve_precision, torch_dtype
+from .prepared import PreparedDecoder, prepare_decoder
 
-__all__ = ["MusicGenBackend", "load_model", "release_models", "resolve_device",
-           "resolve_precision", "LoadedModel"]
+__all__ = ["MusicGenBackend", "load_model", "release_models", "LoadedModel"]
 
 
 @dataclass
 class LoadedModel:
+    """A model in its precision's recipe, its processor, and what the recipe prepared."""
+
     model: Any
     processor: Any
     model_id: str
@@ -35,8 +36,8 @@ class LoadedModel:
     frame_rate: int
     revision: str | None
     load_s: float
-    kv_dtype: Any = None  # the KV cache's dtype when it differs from the activations'
-    recipe: dict | None = None  # what each part runs in, for the manifest
+    # what the precision recipe handed over for musicstems' decoder step, and its report
+    prepared: PreparedDecoder = field(default_factory=PreparedDecoder)
 
 
 _CACHE: dict[tuple[str, str, str], LoadedModel] = {}
@@ -74,8 +75,8 @@ def load_model(model_id: str, *, device: str = "auto", precision: str = "auto",
         ``save_pretrained``.
     device : {"auto", "cpu", "cuda", "mps"}
     precision : {"auto", "fp32", "bf16", "fp16", "int8"}
-        ``"auto"``: see :func:`~musicstems.backends.precision.resolve_precision`; ``"int8"``
-        is :func:`~musicstems.backends.precision.quantize_decoder_int8`'s recipe.
+        ``"auto"``: see :func:`~musicstems.backends.device.resolve_precision`; ``"int8"``
+        is :func:`~musicstems.backends.int8.quantize_decoder_int8`'s recipe.
     quiet : bool
         Hide transformers' loading bars and notices.
 
@@ -120,19 +121,14 @@ def load_model(model_id: str, *, device: str = "auto", precision: str = "auto",
                     "backend='sketch', which needs no model."
                 ) from exc
         model.eval()
-        prepared = {"kv_dtype": None, "recipe": {"all": precision}}
-        if precision == "int8":
-            prepared = quantize_decoder_int8(model)
-        elif precision == "bf16" and device == "cpu":
-            prepared = prepare_bf16_cpu(model)
+        prepared = prepare_decoder(model, precision, device)
         codec = model.config.audio_encoder
         loaded = LoadedModel(
             model=model, processor=processor, model_id=model_id, device=device,
             precision=precision, sample_rate=int(codec.sampling_rate),
             frame_rate=int(codec.frame_rate),
             revision=getattr(model.config, "_commit_hash", None),
-            load_s=time.perf_counter() - start, kv_dtype=prepared["kv_dtype"],
-            recipe=prepared["recipe"],
+            load_s=time.perf_counter() - start, prepared=prepared,
         )
         _CACHE[key] = loaded
         return loaded
@@ -201,16 +197,6 @@ class _StepProgress:
             self.bar.close()
 
 
-def _codec_decoder(model, sampler_fallback: str | None) -> str:
-    """Which EnCodec decode ran, for the manifest."""
-    from .codec import unsupported_reason
-
-    if sampler_fallback is not None:
-        return "transformers (inside generate)"
-    reason = unsupported_reason(model.audio_encoder)
-    return "musicstems windowed" if reason is None else f"transformers ({reason})"
-
-
 class MusicGenBackend:
     """All stems of a song in one batched sampling loop, decoded in one batched codec call."""
 
@@ -220,8 +206,7 @@ class MusicGenBackend:
                  ) -> Generated:
         import torch
 
-        from .decoding import (SamplingSettings, decode_audio, layer_runner, sample_codes,
-                               unsupported_reason)
+        from .decoding import SamplingSettings, decode_audio, sample_codes, unsupported_reason
 
         load_start = time.perf_counter()
         loaded = load_model(settings.model, device=settings.device,
@@ -250,10 +235,11 @@ class MusicGenBackend:
             with torch.random.fork_rng(devices=devices), torch.inference_mode():
                 torch.manual_seed(settings.seed)
                 if fallback is None:
-                    codes = sample_codes(model, inputs["input_ids"],
-                                         inputs.get("attention_mask"), sampling,
-                                         kv_dtype=loaded.kv_dtype, on_step=progress)
-                    audio = decode_audio(model, codes)
+                    codes, ran = sample_codes(model, inputs["input_ids"],
+                                              inputs.get("attention_mask"), sampling,
+                                              prepared=loaded.prepared, on_step=progress)
+                    audio, codec_decoder = decode_audio(model, codes)
+                    ran = {"codec_decoder": codec_decoder, **ran}
                 else:
                     from transformers import StoppingCriteriaList
 
@@ -264,6 +250,8 @@ class MusicGenBackend:
                         max_new_tokens=max_new_tokens,
                         stopping_criteria=StoppingCriteriaList(
                             [progress.as_stopping_criterion()]))
+                    ran = {"codec_decoder": "transformers (inside generate)",
+                           "decoder_layers": "transformers"}
         finally:
             progress.close()
         end = time.perf_counter()
@@ -275,8 +263,7 @@ class MusicGenBackend:
             "precision": loaded.precision, "sample_rate": loaded.sample_rate,
             "decoder_steps": max_new_tokens, "batch_size": len(stems),
             "sampler": "musicstems" if fallback is None else f"transformers generate ({fallback})",
-            "codec_decoder": _codec_decoder(model, fallback),
-            "decoder_layers": layer_runner(model) if fallback is None else "transformers",
+            **ran,  # which codec decode and layer runner ran, as the code that ran them says
             # load_s is ~0 when the model came from the cache
             "load_s": round(start - load_start, 3), "generate_s": round(generate_s, 3),
             # the decoder loop alone: between the first and the last step
@@ -285,6 +272,6 @@ class MusicGenBackend:
             # text encoder + first step, and the batched EnCodec decode of all stems
             "encode_s": round(progress.first_s - start, 3),
             "decode_s": round(end - progress.last_s, 3),
-            "threads": torch.get_num_threads(), "recipe": loaded.recipe,
+            "threads": torch.get_num_threads(), "recipe": dict(loaded.prepared.recipe),
         }
         return Generated(stems=out, sample_rate=loaded.sample_rate, report=report)
