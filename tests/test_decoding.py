@@ -224,6 +224,7 @@ def test_compose_falls_back_to_generate_with_the_same_audio(tiny_model, monkeypa
 
     ours = song()
     assert ours.manifest["backend"]["sampler"] == "musicstems"
+    assert ours.manifest["backend"]["sampler_reason"].startswith("tested with torch ")
     assert ours.manifest["backend"]["codec_decoder"] == "musicstems windowed"
     monkeypatch.setattr(decoding, "unsupported_reason", lambda model: "a test says so")
     theirs = song()
@@ -237,6 +238,82 @@ def test_compose_falls_back_to_generate_with_the_same_audio(tiny_model, monkeypa
         peak = np.abs(theirs.stems[name]).max()
         np.testing.assert_allclose(ours.stems[name], theirs.stems[name], rtol=0,
                                    atol=1e-5 * peak)
+
+
+@pytest.mark.parametrize("torch_version, transformers_version", [
+    ("2.13.0", "5.25.0"), ("2.13.1+cpu", "5.25.3"), ("2.13.0+cu128", "5.25.0.dev0"),
+    ("2.13.0rc2", "5.25.1")])
+def test_the_version_gate_admits_patch_releases_of_the_tested_table(torch_version,
+                                                                    transformers_version):
+    from musicstems.backends.versions import untested_reason
+
+    assert untested_reason(torch_version, transformers_version) is None
+
+
+@pytest.mark.parametrize("torch_version, transformers_version, untested", [
+    ("2.14.0", "5.25.0", ["torch 2.14.0"]),
+    ("2.12.1", "5.25.0", ["torch 2.12.1"]),
+    ("2.130.0", "5.25.0", ["torch 2.130.0"]),  # not read as a prefix of 2.13
+    ("3.13.0", "5.25.0", ["torch 3.13.0"]),
+    ("2.13.0", "5.26.0", ["transformers 5.26.0"]),
+    ("2.13.0", "4.56.2", ["transformers 4.56.2"]),
+    ("2.1.0", "4.25.0", ["torch 2.1.0", "transformers 4.25.0"]),
+    ("nightly", "5.25.0", ["torch nightly"]),
+])
+def test_the_version_gate_refuses_releases_outside_the_table(torch_version,
+                                                             transformers_version, untested):
+    from musicstems.backends.versions import untested_reason
+
+    reason = untested_reason(torch_version, transformers_version)
+    assert reason is not None
+    for name in untested:
+        assert f"{name} is untested" in reason
+    assert reason.count("is untested") == len(untested)
+
+
+def test_an_untested_release_runs_generate_end_to_end(tiny_model, monkeypatch):
+    """With an untested torch the song's codes are generate's own for the seed: caught at the
+    codec's door, which only generate's decode goes through (the loop's windowed decode does
+    not call it), and compared with generate run directly."""
+    import transformers
+
+    from musicstems.backends import versions
+    from musicstems.backends.decoding import SamplingSettings
+    from musicstems.backends.musicgen import load_model
+
+    loaded = load_model(tiny_model, device="cpu", precision="fp32", quiet=True)
+    model = loaded.model
+    caught = []
+    decode = model.audio_encoder.decode
+
+    def catch(codes, **kwargs):
+        caught.append(codes.clone())
+        return decode(codes, **kwargs)
+
+    def song(seed):
+        return compose(STEMS, duration_s=0.6, seed=seed, model=tiny_model, align=False,
+                       progress=False, precision="fp32", device="cpu")
+
+    monkeypatch.setattr(model.audio_encoder, "decode", catch)
+    song(4)
+    assert caught == []  # the control: the tested releases run the loop, not generate
+    monkeypatch.setattr(versions, "installed_versions",
+                        lambda: ("2.99.0", transformers.__version__))
+    untested = song(4)
+    backend = untested.manifest["backend"]
+    assert backend["sampler"] == "transformers generate"
+    assert backend["sampler_reason"] == "torch 2.99.0 is untested (tested: 2.13)"
+    assert backend["decoder_layers"] == "transformers"
+    assert len(caught) == 1
+    monkeypatch.undo()  # generate below is the reference, uncaught
+    inputs = loaded.processor(text=list(untested.prompts.values()), padding=True,
+                              return_tensors="pt")
+    steps = backend["decoder_steps"]
+    expected = _generate_codes(model, inputs, 4, guidance_scale=3.0, max_new_tokens=steps)
+    assert torch.equal(caught[0], expected)
+    # the seed matters: a different one samples other codes
+    assert not torch.equal(_loop_codes(model, inputs, 5, SamplingSettings(steps, 3.0)),
+                           expected)
 
 
 def test_the_decoder_step_refuses_to_run_past_its_cache(loaded):

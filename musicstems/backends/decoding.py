@@ -9,6 +9,10 @@ on the same RNG. Given the same seed it returns the codes ``generate`` returns (
 it), only sooner: none of generate's per-step bookkeeping runs (docs/performance.md, "What makes
 it fast", has the figures).
 
+It leans on transformers' MusicGen internals (module layout, ``build_delay_pattern_mask``, the
+order of the logits processors and of the RNG draws) and on private torch ops, so it runs only
+on the versions listed in ``versions.py``; elsewhere the backend runs ``generate``.
+
 The text encoder runs once per song, and the cross-attention keys and values of every layer are
 computed once from its output, as ``generate`` does.
 

@@ -6,8 +6,8 @@ for the kernel library that suits the CPU. The speed and drift from fp32 of ever
 are in docs/performance.md ("What each precision runs", "What makes it fast").
 
 This uses ``torch.ao.quantization`` and a few private quantized ops (``linear_dynamic``,
-``linear_prepack``, ``_make_per_channel_quantized_tensor``). torch is imported inside the
-functions.
+``linear_prepack``, ``_make_per_channel_quantized_tensor``); ``versions.py`` names the torch
+releases the whole custom path was tested against. torch is imported inside the functions.
 """
 
 from __future__ import annotations

@@ -155,20 +155,24 @@ def choose_sampler(model) -> tuple[str, str]:
     """Which sampler runs ``model``, and why, for the manifest.
 
     musicstems' own loop (``decoding.sample_codes``: ``generate``'s codes for the seed, without
-    its per-step bookkeeping) where it can run the model; transformers' ``generate``
-    otherwise.
+    its per-step bookkeeping) where the installed torch and transformers are releases it was
+    tested against (``versions.TESTED_VERSIONS``) and it can run the model; transformers'
+    ``generate`` otherwise.
 
     Returns
     -------
     sampler : {"musicstems", "transformers generate"}
     reason : str
     """
-    from . import decoding
+    from . import decoding, versions
 
-    reason = decoding.unsupported_reason(model)
+    torch_version, transformers_version = versions.installed_versions()
+    reason = (versions.untested_reason(torch_version, transformers_version)
+              or decoding.unsupported_reason(model))
     if reason is not None:
         return "transformers generate", reason
-    return "musicstems", "musicstems' loop runs this model"
+    return "musicstems", (f"tested with torch {torch_version} and transformers "
+                          f"{transformers_version}")
 
 
 def _model_inputs(loaded: LoadedModel, stems, settings):
