@@ -271,6 +271,23 @@ def test_the_version_gate_refuses_releases_outside_the_table(torch_version,
     assert reason.count("is untested") == len(untested)
 
 
+def test_choose_sampler_reads_the_gate_and_the_model(loaded, monkeypatch):
+    import torch as installed_torch
+
+    from musicstems.backends import decoding, versions
+    from musicstems.backends.musicgen import choose_sampler
+
+    sampler, reason = choose_sampler(loaded.model)
+    assert sampler == "musicstems"  # the control: the installed releases are in the table
+    assert reason.startswith(f"tested with torch {installed_torch.__version__} and ")
+    monkeypatch.setattr(versions, "installed_versions", lambda: ("2.13.0", "5.26.0.dev0"))
+    assert choose_sampler(loaded.model) == (
+        "transformers generate", "transformers 5.26.0.dev0 is untested (tested: 5.25)")
+    monkeypatch.undo()
+    monkeypatch.setattr(decoding, "unsupported_reason", lambda model: "a test says so")
+    assert choose_sampler(loaded.model) == ("transformers generate", "a test says so")
+
+
 def test_an_untested_release_runs_generate_end_to_end(tiny_model, monkeypatch):
     """With an untested torch the song's codes are generate's own for the seed: caught at the
     codec's door, which only generate's decode goes through (the loop's windowed decode does
