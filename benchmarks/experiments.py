@@ -35,6 +35,7 @@ of its figures came from them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -52,7 +53,7 @@ import torch.nn.functional as F
 # paths here and nowhere else.
 from musicstems.backends.decoding import DecoderStep, SamplingSettings, encode_text, sample_codes
 from musicstems.backends.musicgen import load_model, release_models
-from musicstems.backends.precision import resolve_precision
+from musicstems.backends.device import resolve_precision
 
 from .machine import describe, read_bandwidth_gbs
 from .run import bytes_per_step
@@ -88,7 +89,8 @@ def _filled_step(loaded, inputs, capacity: int, kv_dtype):
     states, mask = encode_text(loaded.model, inputs["input_ids"], inputs["attention_mask"],
                                guided=True)
     rows = states.shape[0]
-    decoder_step = DecoderStep(loaded.model, rows, capacity, kv_dtype=kv_dtype)
+    prepared = dataclasses.replace(loaded.prepared, kv_dtype=kv_dtype)
+    decoder_step = DecoderStep(loaded.model, rows, capacity, prepared=prepared)
     decoder_step.set_encoder(states, mask)
     codes = torch.zeros(rows, loaded.model.config.decoder.num_codebooks, dtype=torch.long)
     durations_ms = []
@@ -217,7 +219,7 @@ def step(model_dir: str, lengths=(1, 250, 500), stems: int = 4) -> list[dict]:
     results = []
     for precision in ("int8", "bf16"):
         loaded = load_model(model_dir, device="cpu", precision=precision, quiet=True)
-        chosen = _dtype_name(loaded.kv_dtype or loaded.model.dtype)
+        chosen = _dtype_name(loaded.prepared.kv_dtype or loaded.model.dtype)
         inputs = _prompt_inputs(loaded, stems)
         for kv_dtype in (torch.bfloat16, torch.float32):
             with torch.inference_mode():
@@ -252,11 +254,11 @@ def headroom(model_dir: str, duration_s: float = 10.0, stems: int = 4) -> list[d
         if precision == "int8":
             print(f"read bandwidth {bandwidth:.1f} GB/s; {stems} stems x {duration_s:g} s = "
                   f"{steps} steps, mean cached positions {mean}", flush=True)
-        cache_dtype = loaded.kv_dtype or loaded.model.dtype  # None: the activations'
+        cache_dtype = loaded.prepared.kv_dtype or loaded.model.dtype  # None: the activations'
         inputs = _prompt_inputs(loaded, stems)
         with torch.inference_mode():
             decoder_step, codes, fill_ms = _filled_step(loaded, inputs, steps + 1,
-                                                        loaded.kv_dtype)
+                                                        loaded.prepared.kv_dtype)
             bare_ms = statistics.mean(fill_ms[:steps])  # the song's steps, bare
             ms = dict(zip((1, mean, steps), _step_ms_at(decoder_step, codes, (1, mean, steps))))
             del decoder_step
@@ -265,7 +267,7 @@ def headroom(model_dir: str, duration_s: float = 10.0, stems: int = 4) -> list[d
             torch.manual_seed(0)
             sample_codes(loaded.model, inputs["input_ids"], inputs["attention_mask"],
                          SamplingSettings(max_new_tokens=steps, guidance_scale=3.0),
-                         kv_dtype=loaded.kv_dtype,
+                         prepared=loaded.prepared,
                          on_step=lambda _: clock.append(time.perf_counter()))
             loop_ms = 1000 * (clock[-1] - clock[0]) / (steps - 1)
         need = bytes_per_step(config, precision, stems, steps, cache_dtype.itemsize)
@@ -319,7 +321,7 @@ def _contention_child(model_dir: str, threads: int | None) -> float:
     loaded = load_model(model_dir, device="cpu", precision="int8", quiet=True)
     inputs = _prompt_inputs(loaded, 4)
     with torch.inference_mode():
-        decoder_step, codes, _ = _filled_step(loaded, inputs, 200, loaded.kv_dtype)
+        decoder_step, codes, _ = _filled_step(loaded, inputs, 200, loaded.prepared.kv_dtype)
         decoder_step.length = 20
         start = time.perf_counter()
         for _ in range(100):

@@ -60,9 +60,10 @@ def sample_codes(model, processor, prompts, steps: int, *, guidance: float = 3.0
     return model.decoder.apply_delay_pattern_mask(ids, pattern), pattern
 
 
-def guided_scores(model, processor, prompts, ids, guidance: float, kv_dtype=None):
+def guided_scores(model, processor, prompts, ids, guidance: float, prepared=None):
     """Feed ``ids`` one step at a time through the decoder step ``compose`` samples with
-    (``musicstems.backends.decoding.DecoderStep``); return the guided scores
+    (``musicstems.backends.decoding.DecoderStep``, with the loaded model's ``prepared``
+    decoder where given); return the guided scores
     ``uncond + guidance * (cond - uncond)``, ``(rows, steps, vocab)`` float32, that predict
     ``ids[:, 1:]``."""
     import torch
@@ -76,7 +77,7 @@ def guided_scores(model, processor, prompts, ids, guidance: float, kv_dtype=None
     with torch.inference_mode():
         states, mask = encode_text(model, inputs["input_ids"], inputs["attention_mask"],
                                    guided=True)
-        step = DecoderStep(model, 2 * batch, ids.shape[-1], kv_dtype=kv_dtype)
+        step = DecoderStep(model, 2 * batch, ids.shape[-1], prepared)
         step.set_encoder(states, mask)
         for t in range(ids.shape[-1] - 1):
             logits = step(ids[:, t].view(batch, num_codebooks).repeat(2, 1))
@@ -89,7 +90,7 @@ def _logprobs(loaded, prompts, ids, guidance):
     import torch
 
     scores = guided_scores(loaded.model, loaded.processor, prompts, ids, guidance,
-                           kv_dtype=getattr(loaded, "kv_dtype", None))
+                           prepared=getattr(loaded, "prepared", None))
     return torch.log_softmax(scores, dim=-1)
 
 
@@ -119,7 +120,7 @@ def _codec_snr(reference_model, model, frames: int, seed: int = 0) -> float:
     # The reference is transformers' own fp32 decode; the other side decodes as compose does.
     with torch.inference_mode():
         ref = reference_model.audio_encoder.decode(codes, [None] * 2).audio_values.float()
-        out = decode_audio(model, codes).float()
+        out = decode_audio(model, codes)[0].float()
     noise = float(((ref - out) ** 2).sum())
     return math.inf if noise == 0 else 10 * math.log10(float((ref ** 2).sum()) / noise)
 

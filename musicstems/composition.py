@@ -52,6 +52,14 @@ class Composition:
         return self.mix.shape[-1] / self.sample_rate
 
     @property
+    def fit(self) -> dict[str, dict]:
+        """How well each stem agrees with the plan, per stem (:func:`musicstems.fit.measure_fit`):
+        ``rhythm`` (share of onsets on the plan's 16th grid), ``harmony`` (share of pitch-class
+        energy on the planned chords' tones), ``fits`` and ``reasons``. Empty for a song saved
+        before the fit was measured."""
+        return self.manifest.get("fit", {}).get("stems", {})
+
+    @property
     def report(self) -> dict[str, dict]:
         """Measurements per stem and of the mix: LUFS, peaks, RMS, dominant frequency, centroid,
         and share of energy in the low / mid / high bands."""

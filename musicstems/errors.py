@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-__all__ = ["MusicStemsError", "ModelLoadError", "ExportError"]
+__all__ = ["MusicStemsError", "ModelLoadError", "ExportError", "MusicStemsWarning"]
 
 
 class MusicStemsError(ValueError):
@@ -39,3 +39,8 @@ class ModelLoadError(MusicStemsError):
 
 class ExportError(MusicStemsError):
     """Audio or a manifest could not be written or read back."""
+
+
+class MusicStemsWarning(UserWarning):
+    """Something the user should hear about that does not stop the work: e.g. a stem that does
+    not fit the song's plan is still mixed, and the warning names it."""

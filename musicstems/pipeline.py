@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .analysis import analyze
+from .fit import measure_fit
 from .backends import get_backend
 from .composition import Composition
 from .loudness import master, normalize_loudness
@@ -177,6 +178,12 @@ def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None) ->
         alignment_report.update(bpm=aligned.bpm, key=aligned.key, stems=aligned.report)
     lap("align")
 
+    _notify(callback, "fit")
+    # measured on the aligned stems, before levels: how the stems agree with the plan
+    fit = {"stems": measure_fit(raw, sample_rate, plan)}
+    fit["misfits"] = [name for name, entry in fit["stems"].items() if not entry["fits"]]
+    lap("fit")
+
     _notify(callback, "loudness")
     levelled: dict[str, np.ndarray] = {}
     stem_entries: dict[str, dict] = {}
@@ -223,6 +230,7 @@ def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None) ->
         "stems": stem_entries,
         "mix": {"mix": mix_report, "master": master_report, "analysis": mix_analysis},
         "alignment": alignment_report,
+        "fit": fit,
         "plan": plan.to_dict(),
         "versions": {"python": platform.python_version(),
                      **{name: _version(name) for name in _VERSIONED}},

@@ -60,8 +60,9 @@ def test_fp32_decode_is_transformers_decode_at_every_length(frames):
     assert windowed.unsupported_reason(model) is None
     codes = _codes(model, 3, frames)
     with torch.inference_mode():
-        ours = windowed.decode(model, codes)
+        ours, decoder = windowed.decode(model, codes)
         theirs = _theirs(model, codes)
+    assert decoder == "musicstems windowed"  # not transformers' pass compared with itself
     assert ours.shape == (3, 1, frames * 640)  # exact to the sample
     _assert_close(ours, theirs)
 
@@ -79,7 +80,9 @@ def test_fp32_decode_matches_for_every_accepted_layout(layout):
     assert windowed.unsupported_reason(model) is None
     codes = _codes(model, 2, 37)
     with torch.inference_mode():
-        _assert_close(windowed.decode(model, codes), _theirs(model, codes))
+        ours, decoder = windowed.decode(model, codes)
+        assert decoder == "musicstems windowed"
+        _assert_close(ours, _theirs(model, codes))
 
 
 @pytest.mark.parametrize("layout", [
@@ -93,17 +96,21 @@ def test_the_smallest_windows_give_the_one_pass_result(layout, monkeypatch):
     with torch.inference_mode():
         whole = _theirs(model, codes)
         monkeypatch.setattr(windowed, "_WINDOW_ROWS", 1)
-        _assert_close(windowed.decode(model, codes), whole)
+        ours, decoder = windowed.decode(model, codes)
+        assert decoder == "musicstems windowed"
+        _assert_close(ours, whole)
 
 
 def test_same_codes_decode_to_identical_audio_in_bf16():
     model = _encodec().to(torch.bfloat16)
     codes = _codes(model, 2, 60)
     with torch.inference_mode():
-        first = windowed.decode(model, codes)
-        second = windowed.decode(model, codes)
+        first, _ = windowed.decode(model, codes)
+        second, _ = windowed.decode(model, codes)
+        other, _ = windowed.decode(model, _codes(model, 2, 60, seed=2))
     assert first.dtype == torch.bfloat16
     assert torch.equal(first, second)
+    assert not torch.equal(first, other)  # the control: other codes, other audio
 
 
 def test_bf16_decode_keeps_more_than_30_db_of_the_fp32_decode():
@@ -114,7 +121,7 @@ def test_bf16_decode_keeps_more_than_30_db_of_the_fp32_decode():
     with torch.inference_mode():
         reference = _theirs(model, codes)
         model.to(torch.bfloat16)
-        ours = windowed.decode(model, codes).float()
+        ours = windowed.decode(model, codes)[0].float()
         theirs = _theirs(model, codes).float()
 
     def snr_db(audio):
@@ -142,6 +149,10 @@ def test_decode_audio_uses_transformers_for_a_codec_it_does_not_cover(tiny_model
     codes = _codes(loaded.model.audio_encoder, 2, 30)
     with torch.inference_mode():
         theirs = _theirs(loaded.model.audio_encoder, codes)
-        _assert_close(decode_audio(loaded.model, codes), theirs)
+        ours, decoder = decode_audio(loaded.model, codes)
+        assert decoder == "musicstems windowed"
+        _assert_close(ours, theirs)
         monkeypatch.setattr(windowed, "unsupported_reason", lambda codec: "a test says so")
-        assert torch.equal(decode_audio(loaded.model, codes), theirs)
+        audio, decoder = decode_audio(loaded.model, codes)
+    assert decoder == "transformers (a test says so)"
+    assert torch.equal(audio, theirs)

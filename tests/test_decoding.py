@@ -8,6 +8,8 @@ prompts of different lengths (so the text padding masks matter) and every sampli
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -54,7 +56,8 @@ def _loop_codes(model, inputs, seed, settings):
 
     with torch.random.fork_rng(), torch.inference_mode():
         torch.manual_seed(seed)
-        return sample_codes(model, inputs["input_ids"], inputs["attention_mask"], settings)
+        codes, _ = sample_codes(model, inputs["input_ids"], inputs["attention_mask"], settings)
+    return codes
 
 
 @pytest.mark.parametrize("temperature, top_k, top_p", [(1.0, 250, 0.0), (1.3, 20, 0.0),
@@ -86,30 +89,32 @@ def test_the_loop_matches_generate_in_reduced_precision_too(tiny_model, precisio
     # dtype
     from musicstems.backends.decoding import SamplingSettings, sample_codes
     from musicstems.backends.musicgen import load_model
-    from musicstems.backends.precision import cpu_features
+    from musicstems.backends.cpu import cpu_features
     from transformers import AutoProcessor
 
     if not cpu_features()["bf16"] and precision == "bf16":
         pytest.skip("bf16 is emulated, and not packed, on a CPU without native bf16")
-    model = load_model(tiny_model, device="cpu", precision=precision, quiet=True).model
+    loaded = load_model(tiny_model, device="cpu", precision=precision, quiet=True)
+    model = loaded.model
     processor = AutoProcessor.from_pretrained(tiny_model)
     inputs = processor(text=PROMPTS, padding=True, return_tensors="pt")
     expected = _generate_codes(model, inputs, 9, guidance_scale=3.0, max_new_tokens=30)
     with torch.random.fork_rng(), torch.inference_mode():
         torch.manual_seed(9)
-        codes = sample_codes(model, inputs["input_ids"], inputs["attention_mask"],
-                             SamplingSettings(30, 3.0))
+        codes, _ = sample_codes(model, inputs["input_ids"], inputs["attention_mask"],
+                                SamplingSettings(30, 3.0),
+                                prepared=replace(loaded.prepared, kv_dtype=None))
     assert torch.equal(codes, expected)
 
 
 def test_int8_layers_through_torchscript_give_the_eager_song(tiny_model, monkeypatch):
     """The scripted int8 layer is op for op the eager one: the same song, bit for bit, with the
     bf16 cache and the skipped cross-attention rows of a real int8 song."""
-    from musicstems.backends import decoding
+    from musicstems.backends import decoding, int8_layers
     from musicstems.backends.musicgen import load_model
 
-    model = load_model(tiny_model, device="cpu", precision="int8", quiet=True).model
-    if decoding.layer_runner(model) != "torchscript":
+    loaded = load_model(tiny_model, device="cpu", precision="int8", quiet=True)
+    if decoding.DecoderStep(loaded.model, 2, 2, loaded.prepared).layer_runner != "torchscript":
         pytest.skip("int8 here is not musicstems' 8-bit recipe (no VNNI) or TorchScript "
                     "cannot compile: the eager loop runs, and the other tests cover it")
 
@@ -119,15 +124,13 @@ def test_int8_layers_through_torchscript_give_the_eager_song(tiny_model, monkeyp
 
     # Logits first: a song can survive a small change of them (a random model's near-uniform
     # draws rarely flip), the logits cannot.
-    loaded = load_model(tiny_model, device="cpu", precision="int8", quiet=True)
     inputs = loaded.processor(text=PROMPTS, padding=True, return_tensors="pt")
     with torch.inference_mode():
         states, mask = decoding.encode_text(loaded.model, inputs["input_ids"],
                                             inputs["attention_mask"], guided=True)
         steps = []
         for scripted in (True, False):
-            step = decoding.DecoderStep(loaded.model, 2 * len(PROMPTS), 8,
-                                        kv_dtype=loaded.kv_dtype)
+            step = decoding.DecoderStep(loaded.model, 2 * len(PROMPTS), 8, loaded.prepared)
             assert step.scripted is not None
             if not scripted:
                 step.scripted = None
@@ -140,7 +143,7 @@ def test_int8_layers_through_torchscript_give_the_eager_song(tiny_model, monkeyp
 
     scripted = song()
     assert scripted.manifest["backend"]["decoder_layers"] == "torchscript"
-    monkeypatch.setattr(decoding, "_scripted_int8_layers", lambda: None)
+    monkeypatch.setattr(int8_layers, "scripted_int8_layers", lambda: None)
     eager = song()
     assert eager.manifest["backend"]["decoder_layers"] == "eager"
     for name in STEMS:
@@ -221,17 +224,113 @@ def test_compose_falls_back_to_generate_with_the_same_audio(tiny_model, monkeypa
 
     ours = song()
     assert ours.manifest["backend"]["sampler"] == "musicstems"
+    assert ours.manifest["backend"]["sampler_reason"].startswith("tested with torch ")
     assert ours.manifest["backend"]["codec_decoder"] == "musicstems windowed"
     monkeypatch.setattr(decoding, "unsupported_reason", lambda model: "a test says so")
     theirs = song()
-    assert theirs.manifest["backend"]["sampler"] == "transformers generate (a test says so)"
+    assert theirs.manifest["backend"]["sampler"] == "transformers generate"
+    assert theirs.manifest["backend"]["sampler_reason"] == "a test says so"
     assert theirs.manifest["backend"]["codec_decoder"] == "transformers (inside generate)"
+    assert not np.array_equal(ours.stems["drums"], theirs.stems["drums"])  # two decodes ran
     for name in STEMS:
         # The same codes; the windowed decode is transformers' to fp32 rounding (test_codec.py)
         # and the loudness stage scales both alike.
         peak = np.abs(theirs.stems[name]).max()
         np.testing.assert_allclose(ours.stems[name], theirs.stems[name], rtol=0,
                                    atol=1e-5 * peak)
+
+
+@pytest.mark.parametrize("torch_version, transformers_version", [
+    ("2.13.0", "5.25.0"), ("2.13.1+cpu", "5.25.3"), ("2.13.0+cu128", "5.25.0.dev0"),
+    ("2.13.0rc2", "5.25.1")])
+def test_the_version_gate_admits_patch_releases_of_the_tested_table(torch_version,
+                                                                    transformers_version):
+    from musicstems.backends.versions import untested_reason
+
+    assert untested_reason(torch_version, transformers_version) is None
+
+
+@pytest.mark.parametrize("torch_version, transformers_version, untested", [
+    ("2.14.0", "5.25.0", ["torch 2.14.0"]),
+    ("2.12.1", "5.25.0", ["torch 2.12.1"]),
+    ("2.130.0", "5.25.0", ["torch 2.130.0"]),  # not read as a prefix of 2.13
+    ("3.13.0", "5.25.0", ["torch 3.13.0"]),
+    ("2.13.0", "5.26.0", ["transformers 5.26.0"]),
+    ("2.13.0", "4.56.2", ["transformers 4.56.2"]),
+    ("2.1.0", "4.25.0", ["torch 2.1.0", "transformers 4.25.0"]),
+    ("nightly", "5.25.0", ["torch nightly"]),
+])
+def test_the_version_gate_refuses_releases_outside_the_table(torch_version,
+                                                             transformers_version, untested):
+    from musicstems.backends.versions import untested_reason
+
+    reason = untested_reason(torch_version, transformers_version)
+    assert reason is not None
+    for name in untested:
+        assert f"{name} is untested" in reason
+    assert reason.count("is untested") == len(untested)
+
+
+def test_choose_sampler_reads_the_gate_and_the_model(loaded, monkeypatch):
+    import torch as installed_torch
+
+    from musicstems.backends import decoding, versions
+    from musicstems.backends.musicgen import choose_sampler
+
+    sampler, reason = choose_sampler(loaded.model)
+    assert sampler == "musicstems"  # the control: the installed releases are in the table
+    assert reason.startswith(f"tested with torch {installed_torch.__version__} and ")
+    monkeypatch.setattr(versions, "installed_versions", lambda: ("2.13.0", "5.26.0.dev0"))
+    assert choose_sampler(loaded.model) == (
+        "transformers generate", "transformers 5.26.0.dev0 is untested (tested: 5.25)")
+    monkeypatch.undo()
+    monkeypatch.setattr(decoding, "unsupported_reason", lambda model: "a test says so")
+    assert choose_sampler(loaded.model) == ("transformers generate", "a test says so")
+
+
+def test_an_untested_release_runs_generate_end_to_end(tiny_model, monkeypatch):
+    """With an untested torch the song's codes are generate's own for the seed: caught at the
+    codec's door, which only generate's decode goes through (the loop's windowed decode does
+    not call it), and compared with generate run directly."""
+    import transformers
+
+    from musicstems.backends import versions
+    from musicstems.backends.decoding import SamplingSettings
+    from musicstems.backends.musicgen import load_model
+
+    loaded = load_model(tiny_model, device="cpu", precision="fp32", quiet=True)
+    model = loaded.model
+    caught = []
+    decode = model.audio_encoder.decode
+
+    def catch(codes, **kwargs):
+        caught.append(codes.clone())
+        return decode(codes, **kwargs)
+
+    def song(seed):
+        return compose(STEMS, duration_s=0.6, seed=seed, model=tiny_model, align=False,
+                       progress=False, precision="fp32", device="cpu")
+
+    monkeypatch.setattr(model.audio_encoder, "decode", catch)
+    song(4)
+    assert caught == []  # the control: the tested releases run the loop, not generate
+    monkeypatch.setattr(versions, "installed_versions",
+                        lambda: ("2.99.0", transformers.__version__))
+    untested = song(4)
+    backend = untested.manifest["backend"]
+    assert backend["sampler"] == "transformers generate"
+    assert backend["sampler_reason"] == "torch 2.99.0 is untested (tested: 2.13)"
+    assert backend["decoder_layers"] == "transformers"
+    assert len(caught) == 1
+    monkeypatch.undo()  # generate below is the reference, uncaught
+    inputs = loaded.processor(text=list(untested.prompts.values()), padding=True,
+                              return_tensors="pt")
+    steps = backend["decoder_steps"]
+    expected = _generate_codes(model, inputs, 4, guidance_scale=3.0, max_new_tokens=steps)
+    assert torch.equal(caught[0], expected)
+    # the seed matters: a different one samples other codes
+    assert not torch.equal(_loop_codes(model, inputs, 5, SamplingSettings(steps, 3.0)),
+                           expected)
 
 
 def test_the_decoder_step_refuses_to_run_past_its_cache(loaded):

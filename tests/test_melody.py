@@ -220,7 +220,7 @@ def test_the_melody_loop_samples_as_generate_does(melody_model, precision, guida
     from musicstems.backends.decoding import SamplingSettings
     from musicstems.backends.melody import melody_features, sample_melody_codes
     from musicstems.backends.musicgen import load_model
-    from musicstems.backends.precision import cpu_features
+    from musicstems.backends.cpu import cpu_features
     from musicstems.backends.primer import encode_primers, primer_values
 
     if precision == "bf16" and not cpu_features()["bf16"]:
@@ -242,7 +242,7 @@ def test_the_melody_loop_samples_as_generate_does(melody_model, precision, guida
             return sample_melody_codes(model, inputs["input_ids"], inputs["attention_mask"],
                                        chroma, SamplingSettings(steps, guidance, 1.0, top_k,
                                                                 top_p),
-                                       prefix_codes=prefix)
+                                       prepared=loaded.prepared, prefix_codes=prefix)[0]
 
     caught = []
     decode = model.audio_encoder.decode
@@ -276,7 +276,8 @@ def test_a_melody_song_is_the_same_through_generate(melody_model, monkeypatch):
     assert ours.manifest["backend"]["sampler"] == "musicstems"
     monkeypatch.setattr(melody, "unsupported_reason", lambda model: "a test says so")
     theirs = _song(melody_model)
-    assert theirs.manifest["backend"]["sampler"] == "transformers generate (a test says so)"
+    assert theirs.manifest["backend"]["sampler"] == "transformers generate"
+    assert theirs.manifest["backend"]["sampler_reason"] == "a test says so"
     for name in STEMS:
         peak = np.abs(theirs.stems[name]).max()
         np.testing.assert_allclose(ours.stems[name], theirs.stems[name], rtol=0,

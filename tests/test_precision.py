@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from musicstems import MusicStemsError, compose
-from musicstems.backends import precision as prec
-from musicstems.backends.precision import resolve_device, resolve_precision
+from musicstems.backends import cpu, int8, onednn, pages
+from musicstems.backends.device import resolve_device, resolve_precision
 
 torch = pytest.importorskip("torch")
 
@@ -50,7 +50,17 @@ def test_every_cpu_precision_gives_finite_audio_of_the_right_shape(tiny_model, p
     expected = resolve_precision(precision, "cpu")
     assert backend["precision"] == expected
     assert backend["decoder_steps"] == 25 + 3  # 0.5 s at 50 frames/s + the delay pattern
-    assert backend["recipe"]
+    # the recipe of the precision that ran, part by part (an empty or another recipe fails)
+    recipe = backend["recipe"]
+    if expected == "int8":
+        assert recipe["decoder_linear"].startswith("int8 per-channel, dynamic activations")
+        assert recipe["output_heads"].startswith("fp32")
+        assert recipe["text_encoder"] == "fp32"
+    elif expected == "bf16":
+        assert recipe["all"] == "bf16"
+        assert recipe["decoder_linear"] in ("packed for oneDNN", "torch default")
+    else:
+        assert recipe == {"all": expected}
 
 
 def test_same_seed_same_audio_in_int8(tiny_model):
@@ -70,19 +80,20 @@ def test_int8_quantizes_the_decoder_layers_and_keeps_heads_and_encoder_float(tin
     layer = model.decoder.model.decoder.layers[0]
     for linear in (layer.self_attn.out_proj, layer.encoder_attn.out_proj, layer.fc1, layer.fc2):
         assert isinstance(linear, DynamicLinear)
-    if prec.cpu_features()["vnni"]:  # 8-bit activations: q, k and v fused into one product
-        assert type(layer.self_attn.q_proj) is prec._fused_slice_linear()
-        assert "q|k|v as one product" in loaded.recipe["decoder_linear"]
+    if cpu.cpu_features()["vnni"]:  # 8-bit activations: q, k and v fused into one product
+        assert type(layer.self_attn.q_proj) is int8.fused_slice_linear()
+        assert "q|k|v as one product" in loaded.prepared.recipe["decoder_linear"]
     else:
         assert isinstance(layer.self_attn.q_proj, DynamicLinear)
     for head in model.decoder.lm_heads:  # fp32, packed for oneDNN where torch can
         weight = head.packed if hasattr(head, "packed") else head.weight
         assert weight.dtype == torch.float32
     assert next(model.text_encoder.parameters()).dtype == torch.float32
-    features = prec.cpu_features()
+    features = cpu.cpu_features()
     codec_dtype = next(model.audio_encoder.parameters()).dtype
     assert codec_dtype == (torch.bfloat16 if features["bf16"] else torch.float32)
-    assert loaded.kv_dtype == (torch.bfloat16 if prec.fast_bf16_attention(features) else None)
+    fast = cpu.fast_bf16_attention(features)
+    assert loaded.prepared.kv_dtype == (torch.bfloat16 if fast else None)
 
 
 @pytest.mark.parametrize("amx_int8", [True, False])
@@ -95,10 +106,10 @@ def test_int8_packs_for_the_engine_its_cpu_gets_and_restores_torchs(tiny_model, 
     engines = torch.backends.quantized.supported_engines
     if amx_int8 and "onednn" not in engines:
         pytest.skip("this torch build has no oneDNN quantized engine")
-    features = {**prec.cpu_features(), "amx_int8": amx_int8}
-    monkeypatch.setattr(prec, "cpu_features", lambda: features)
+    features = {**cpu.cpu_features(), "amx_int8": amx_int8}
+    monkeypatch.setattr(cpu, "cpu_features", lambda: features)
     expected = "onednn" if amx_int8 else "fbgemm"
-    assert prec.int8_engine(features) == expected
+    assert int8.int8_engine(features) == expected
     release_models()  # the cached model was packed under the real features
     before = torch.backends.quantized.engine
     try:
@@ -120,11 +131,11 @@ def test_the_kv_cache_is_bf16_only_where_torchs_bf16_attention_is_fast(tiny_mode
     from musicstems import release_models
     from musicstems.backends.decoding import DecoderStep
 
-    features = {**prec.cpu_features(), "amx_bf16": amx_bf16}
-    if not features["bf16"] or (precision == "int8" and not prec.int8_available()):
+    features = {**cpu.cpu_features(), "amx_bf16": amx_bf16}
+    if not features["bf16"] or (precision == "int8" and not cpu.int8_available()):
         pytest.skip("the CPU has no native bf16 (or no int8 kernels): neither recipe keeps a "
                     "bf16 cache here")
-    monkeypatch.setattr(prec, "cpu_features", lambda: features)
+    monkeypatch.setattr(cpu, "cpu_features", lambda: features)
     release_models()  # cached models were prepared under the real features
     try:
         from musicstems.backends.musicgen import load_model
@@ -132,8 +143,8 @@ def test_the_kv_cache_is_bf16_only_where_torchs_bf16_attention_is_fast(tiny_mode
         loaded = load_model(tiny_model, device="cpu", precision=precision, quiet=True)
         kv = torch.bfloat16 if amx_bf16 else torch.float32
         activations = torch.float32 if precision == "int8" else torch.bfloat16
-        assert (loaded.kv_dtype or activations) == kv
-        step = DecoderStep(loaded.model, 2, 4, kv_dtype=loaded.kv_dtype)
+        assert (loaded.prepared.kv_dtype or activations) == kv
+        step = DecoderStep(loaded.model, 2, 4, loaded.prepared)
         assert step.keys[0].dtype == kv and step.values[-1].dtype == kv
         song = _song(tiny_model, precision=precision, device="cpu")
     finally:
@@ -147,14 +158,14 @@ def test_onednn_int8_only_where_its_second_copy_is_small_against_memory(monkeypa
         pytest.skip("this torch build has no oneDNN quantized engine")
     amx = {"bf16": True, "vnni": True, "amx_int8": True}
     gib = 2 ** 30
-    monkeypatch.setattr(prec, "physical_memory_bytes", lambda: 8 * gib)
-    assert prec.int8_engine(amx, int(0.4 * gib)) == "onednn"  # musicgen-small on 8 GB
-    assert prec.int8_engine(amx, int(1.6 * gib)) == "fbgemm"  # musicgen-medium on 8 GB
-    assert prec.int8_engine({**amx, "amx_int8": False}, 1) == "fbgemm"
-    monkeypatch.setattr(prec, "physical_memory_bytes", lambda: None)
-    assert prec.int8_engine(amx, 1) == "fbgemm"  # memory unknown: no second copy
-    monkeypatch.setattr(prec, "physical_memory_bytes", lambda: 16 * gib)
-    assert prec.int8_engine(amx, int(1.6 * gib)) == "onednn"
+    monkeypatch.setattr(cpu, "physical_memory_bytes", lambda: 8 * gib)
+    assert int8.int8_engine(amx, int(0.4 * gib)) == "onednn"  # musicgen-small on 8 GB
+    assert int8.int8_engine(amx, int(1.6 * gib)) == "fbgemm"  # musicgen-medium on 8 GB
+    assert int8.int8_engine({**amx, "amx_int8": False}, 1) == "fbgemm"
+    monkeypatch.setattr(cpu, "physical_memory_bytes", lambda: None)
+    assert int8.int8_engine(amx, 1) == "fbgemm"  # memory unknown: no second copy
+    monkeypatch.setattr(cpu, "physical_memory_bytes", lambda: 16 * gib)
+    assert int8.int8_engine(amx, int(1.6 * gib)) == "onednn"
 
 
 def test_an_int8_layer_computes_the_float_product_to_int8_rounding():
@@ -165,10 +176,10 @@ def test_an_int8_layer_computes_the_float_product_to_int8_rounding():
     x = torch.randn(8, 1, 512)
     with torch.inference_mode():
         expected = block(x)
-        with prec._quiet_ao_deprecation():
+        with cpu.quiet_ao_deprecation():
             quantized = quantize_dynamic(block, {torch.nn.Linear: per_channel_dynamic_qconfig},
                                          dtype=torch.qint8,
-                                         mapping={torch.nn.Linear: prec._full_range_linear()})
+                                         mapping={torch.nn.Linear: int8.full_range_linear()})
         error = (quantized(x) - expected).norm() / expected.norm()
     assert 0 < float(error) < 0.015  # 8-bit activations: ~0.009 on random data
 
@@ -185,11 +196,11 @@ def test_fused_int8_linears_give_each_products_numbers_exactly(engine, bias):
     torch.manual_seed(0)
     block = torch.nn.Sequential(*(torch.nn.Linear(256, width, bias=bias)
                                   for width in (256, 128, 256)))
-    with torch.inference_mode(), prec._quiet_ao_deprecation(), prec._packing_engine(engine):
+    with torch.inference_mode(), cpu.quiet_ao_deprecation(), int8.packing_engine(engine):
         quantize_dynamic(block, {torch.nn.Linear: per_channel_dynamic_qconfig},
-                         dtype=torch.qint8, mapping={torch.nn.Linear: prec._full_range_linear()},
+                         dtype=torch.qint8, mapping={torch.nn.Linear: int8.full_range_linear()},
                          inplace=True)
-        fused = prec.fuse_int8_linears(list(block))
+        fused = int8.fuse_int8_linears(list(block))
     x = torch.randn(8, 1, 256) * 3
     with torch.inference_mode():
         expected = torch.cat([linear(x) for linear in block], dim=-1)
@@ -208,10 +219,10 @@ def test_int8_query_key_value_give_each_projections_own_numbers(tiny_model):
 
     from musicstems.backends.musicgen import load_model
 
-    if not prec.cpu_features()["vnni"]:
+    if not cpu.cpu_features()["vnni"]:
         pytest.skip("without VNNI int8 keeps torch's 7-bit activations and fuses nothing")
     loaded = load_model(tiny_model, device="cpu", precision="int8", quiet=True)
-    engine = loaded.recipe["decoder_linear"].rsplit(", ", 1)[-1]
+    engine = loaded.prepared.recipe["decoder_linear"].rsplit(", ", 1)[-1]
     fp32 = load_model(tiny_model, device="cpu", precision="fp32", quiet=True).model
     for index in (0, -1):
         attn = loaded.model.decoder.model.decoder.layers[index].self_attn
@@ -220,10 +231,10 @@ def test_int8_query_key_value_give_each_projections_own_numbers(tiny_model):
         x = torch.randn(8, 1, reference.q_proj.in_features) * 2
         for name in ("q_proj", "k_proj", "v_proj"):
             alone = torch.nn.Sequential(copy.deepcopy(getattr(reference, name)))
-            with prec._quiet_ao_deprecation(), prec._packing_engine(engine):
+            with cpu.quiet_ao_deprecation(), int8.packing_engine(engine):
                 quantize_dynamic(alone, {torch.nn.Linear: per_channel_dynamic_qconfig},
                                  dtype=torch.qint8,
-                                 mapping={torch.nn.Linear: prec._full_range_linear()},
+                                 mapping={torch.nn.Linear: int8.full_range_linear()},
                                  inplace=True)
             with torch.inference_mode():
                 assert torch.equal(getattr(attn, name)(x), alone(x)), name
@@ -235,7 +246,7 @@ def test_bf16_runs_the_whole_model_in_bf16(tiny_model):
     model = load_model(tiny_model, device="cpu", precision="bf16", quiet=True).model
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
     packed = [m for m in model.decoder.modules() if hasattr(m, "packed")]
-    if prec._onednn_packing_works(torch.bfloat16):
+    if onednn.onednn_packing_works(torch.bfloat16):
         # every decoder Linear and output head: none is left to re-lay out per call
         assert not [m for m in model.decoder.modules() if type(m) is torch.nn.Linear]
         assert packed and {m.packed.dtype for m in packed} == {torch.bfloat16}
@@ -246,13 +257,13 @@ def test_bf16_runs_the_whole_model_in_bf16(tiny_model):
 def test_packing_for_onednn_keeps_bf16_results_bit_identical(tiny_model, monkeypatch):
     from musicstems.backends.musicgen import release_models
 
-    if not prec._onednn_packing_works(torch.bfloat16):
+    if not onednn.onednn_packing_works(torch.bfloat16):
         pytest.skip("this torch/CPU cannot pack bf16 weights for oneDNN: nothing is packed")
     release_models()
     packed = _song(tiny_model, precision="bf16", device="cpu")
     assert packed.manifest["backend"]["recipe"]["decoder_linear"] == "packed for oneDNN"
     release_models()
-    monkeypatch.setattr(prec, "pack_linears_onednn", lambda module: 0)
+    monkeypatch.setattr(onednn, "pack_linears_onednn", lambda module: 0)
     plain = _song(tiny_model, precision="bf16", device="cpu")
     release_models()
     assert plain.manifest["backend"]["recipe"]["decoder_linear"] == "torch default"
@@ -267,14 +278,14 @@ def test_packing_for_onednn_keeps_bf16_results_bit_identical(tiny_model, monkeyp
                                                     ("bfloat16", True, 2 ** -7),
                                                     ("float32", True, 1e-5)])
 def test_a_packed_linear_computes_the_linear_product(dtype, bias, tolerance):
-    if not prec._onednn_packing_works(getattr(torch, dtype)):
+    if not onednn.onednn_packing_works(getattr(torch, dtype)):
         pytest.skip(f"this torch/CPU cannot pack {dtype} weights for oneDNN")
     torch.manual_seed(1)
     linear = torch.nn.Linear(256, 512, bias=bias).to(getattr(torch, dtype))
     x = torch.randn(8, 1, 256, dtype=getattr(torch, dtype))
     with torch.inference_mode():
         expected = linear(x).float()
-        packed = prec._onednn_linear()(linear, 8)
+        packed = onednn.onednn_linear()(linear, 8)
         for rows in (x, x[:2], x.expand(8, 26, 256)):  # other row counts than packed for
             error = (packed(rows).float() - linear(rows).float()).abs().max()
             assert float(error) <= tolerance * float(expected.abs().max())
@@ -284,12 +295,12 @@ def test_a_packed_linear_computes_the_linear_product(dtype, bias, tolerance):
 def test_a_packed_model_refuses_to_be_saved_rather_than_lose_weights(tiny_model, tmp_path):
     from musicstems.backends.musicgen import load_model
 
-    if not prec._onednn_packing_works(torch.float32):
+    if not onednn.onednn_packing_works(torch.float32):
         pytest.skip("this torch/CPU cannot pack weights for oneDNN: nothing is packed")
     model = load_model(tiny_model, device="cpu", precision="int8", quiet=True).model
     # the first module that cannot be saved is named: a fused int8 projection (CPUs with
     # VNNI) or else a packed output head
-    first = r"layers\.0\.self_attn\.[qkv]_proj" if prec.cpu_features()["vnni"] else r"lm_heads\.0"
+    first = r"layers\.0\.self_attn\.[qkv]_proj" if cpu.cpu_features()["vnni"] else r"lm_heads\.0"
     with pytest.raises(MusicStemsError, match=first + r".*precision='fp32'"):
         model.decoder.state_dict()
     with pytest.raises(MusicStemsError, match=r"lm_heads\.0.*precision='fp32'"):
@@ -340,10 +351,10 @@ def test_auto_precision_on_a_cuda_gpu_asks_torch_about_bf16(monkeypatch):
 
 
 def test_auto_precision_on_this_cpu_follows_its_features(monkeypatch):
-    monkeypatch.setattr(prec, "cpu_features", lambda: {"bf16": True, "vnni": False})
+    monkeypatch.setattr(cpu, "cpu_features", lambda: {"bf16": True, "vnni": False})
     assert resolve_precision("auto", "cpu") == "bf16"  # no VNNI: int8 would need 7 bits
-    monkeypatch.setattr(prec, "cpu_features", lambda: {"bf16": False, "vnni": True})
-    expected = "int8" if prec.int8_available() else "fp32"
+    monkeypatch.setattr(cpu, "cpu_features", lambda: {"bf16": False, "vnni": True})
+    expected = "int8" if cpu.int8_available() else "fp32"
     assert resolve_precision("auto", "cpu") == expected
 
 
@@ -354,7 +365,7 @@ def test_int8_is_cpu_only(device):
 
 
 def test_int8_without_int8_kernels_says_what_to_use(monkeypatch):
-    monkeypatch.setattr(prec, "int8_available", lambda: False)
+    monkeypatch.setattr(cpu, "int8_available", lambda: False)
     with pytest.raises(MusicStemsError, match="precision='int8'.*'auto'"):
         resolve_precision("int8", "cpu")
 
@@ -405,9 +416,9 @@ def test_releasing_checkpoint_pages_keeps_values_and_skips_other_memory(tiny_mod
     model = MusicgenForConditionalGeneration.from_pretrained(tiny_model)
     weight = max((p for p in model.parameters()), key=lambda p: p.numel()).detach()
     before = weight.clone()
-    released = prec.release_checkpoint_pages([weight])
+    released = pages.release_checkpoint_pages([weight])
     assert torch.equal(weight, before)
     if released == 0:
         pytest.skip("transformers did not memory-map this checkpoint here")
     fresh = torch.ones(1 << 16)
-    assert prec.release_checkpoint_pages([fresh]) == 0 and bool((fresh == 1).all())
+    assert pages.release_checkpoint_pages([fresh]) == 0 and bool((fresh == 1).all())

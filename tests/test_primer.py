@@ -7,6 +7,8 @@ primer as the control; the song around it to exact lengths and a manifest entry 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -56,7 +58,7 @@ def _generate_codes(model, inputs, values, seed, **sampling):
     return torch.stack(caught, dim=3).flatten(2, 3)  # stereo: L0 R0 L1 R1 ...
 
 
-def _loop_codes(model, inputs, values, seed, settings, kv_dtype=None):
+def _loop_codes(model, inputs, values, seed, settings, prepared=None):
     from musicstems.backends.decoding import sample_codes
     from musicstems.backends.primer import encode_primers
 
@@ -64,7 +66,7 @@ def _loop_codes(model, inputs, values, seed, settings, kv_dtype=None):
         torch.manual_seed(seed)
         prefix = encode_primers(model, values)
         return sample_codes(model, inputs["input_ids"], inputs["attention_mask"], settings,
-                            kv_dtype=kv_dtype, prefix_codes=prefix)
+                            prepared=prepared, prefix_codes=prefix)[0]
 
 
 @pytest.mark.parametrize("precision, guidance, top_k, top_p", [
@@ -74,7 +76,7 @@ def test_the_loop_continues_a_primer_as_generate_does(responsive_model, precisio
                                                       top_k, top_p):
     from musicstems.backends.decoding import SamplingSettings
     from musicstems.backends.musicgen import load_model
-    from musicstems.backends.precision import cpu_features
+    from musicstems.backends.cpu import cpu_features
     from musicstems.backends.primer import primer_values
 
     if precision == "bf16" and not cpu_features()["bf16"]:
@@ -87,16 +89,19 @@ def test_the_loop_continues_a_primer_as_generate_does(responsive_model, precisio
     settings = SamplingSettings(steps, guidance, 1.0, top_k, top_p)
     expected = _generate_codes(model, inputs, values, 3, guidance_scale=guidance,
                                max_new_tokens=steps, top_k=top_k, top_p=top_p or None)
-    # the KV cache in the activations' dtype, as test_decoding compares reduced precision
-    codes = _loop_codes(model, inputs, values, 3, settings)
+    # the recipe's fused products, the KV cache in the activations' dtype, as test_decoding
+    # compares reduced precision
+    exact = replace(loaded.prepared, kv_dtype=None)
+    codes = _loop_codes(model, inputs, values, 3, settings, exact)
     assert codes.shape == (1, len(PROMPTS), 4, 12 + steps + 1 - 4)  # primer frames first
     assert torch.equal(codes, expected)
     # the primer's own codes open the output, and a different primer changes what follows
     # (most of it: 60-90 % of the codes at these settings)
-    other = _loop_codes(model, inputs, primer_values(model, _primer_audio(1)), 3, settings)
+    other = _loop_codes(model, inputs, primer_values(model, _primer_audio(1)), 3, settings,
+                        exact)
     assert (other[..., 12:] != codes[..., 12:]).float().mean() > 0.3
-    if loaded.kv_dtype is not None:  # the cache the backend really uses runs as well
-        ours = _loop_codes(model, inputs, values, 3, settings, kv_dtype=loaded.kv_dtype)
+    if loaded.prepared.kv_dtype is not None:  # the cache the backend really uses runs too
+        ours = _loop_codes(model, inputs, values, 3, settings, loaded.prepared)
         assert ours.shape == codes.shape
 
 
@@ -206,23 +211,6 @@ def test_compose_with_a_primer_keeps_every_length_and_records_it(tiny_model):
         assert plain.manifest["stems"][name]["primer"] is None
     assert primed.mix.shape[-1] == round(1.3 * 32000)
     assert "primer" not in plain.manifest["backend"]  # a song without one reports as before
-
-
-def test_the_generate_fallback_hears_the_same_primer(tiny_model, monkeypatch):
-    from musicstems.backends import decoding
-
-    def song():
-        return compose(STEMS, duration_s=0.6, seed=4, model=tiny_model, align=False,
-                       progress=False, precision="fp32")
-
-    ours = song()
-    monkeypatch.setattr(decoding, "unsupported_reason", lambda model: "a test says so")
-    theirs = song()
-    assert theirs.manifest["backend"]["sampler"] == "transformers generate (a test says so)"
-    for name in STEMS:
-        peak = np.abs(theirs.stems[name]).max()
-        np.testing.assert_allclose(ours.stems[name], theirs.stems[name], rtol=0,
-                                   atol=1e-5 * peak)
 
 
 def test_bad_conditioning_arguments_fail_before_any_model_loads(tiny_model, tmp_path,

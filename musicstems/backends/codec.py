@@ -1,10 +1,10 @@
 """EnCodec's decoder on a CPU: the convolution stack as matrix products over short windows.
 
 transformers' EnCodec decodes a whole song in one pass: every layer of the SEANet decoder runs
-over the full length before the next starts. For 4 stems x 10 s the last layers' activations are
-160 MB each in bf16, so every ELU, padding and residual sum streams them through memory, and the
-transposed and few-channel convolutions take oneDNN paths that copy their inputs between layouts.
-The decode took 3.3 s (bf16) to 4.6 s (fp32) of a 4 x 10 s song.
+over the full length before the next starts. For a few stems of 10 s the last layers'
+activations are far larger than the CPU's caches, so every ELU, padding and residual sum streams
+them through memory, and the transposed and few-channel convolutions take oneDNN paths that copy
+their inputs between layouts.
 
 Here the quantizer, the first convolution and the LSTM -- which must see the whole sequence, and
 are cheap at the frame rate -- run as transformers runs them. The rest of the stack (ELU,
@@ -23,9 +23,9 @@ The stack after the LSTM sees a fraction of a frame on either side. Each window 
 taken only from its middle, so every output sample is computed from exactly the inputs it has in
 one pass over the whole song. In fp32 the result is transformers' decode to rounding (~1e-7;
 tested); in bf16 each tap's product is rounded to bf16 before the taps are summed (in fp32
-for a convolution, in bf16 for a transposed convolution's overlapping blocks), which costs
-0.7 dB of SNR against the fp32 decode (39.8 against 40.5 dB for transformers' bf16 pass; the
-threshold is 30 dB). 4 x 10 s in bf16: 1.3 s instead of 3.3 s (docs/performance.md).
+for a convolution, in bf16 for a transposed convolution's overlapping blocks), which keeps it
+within a dB of transformers' bf16 pass and well above the 30 dB threshold (tested). The speed
+and SNR figures are in docs/performance.md ("What makes it fast").
 
 Configurations this does not cover (EnCodec's chunked 24/48 kHz models, time-group norm, strided
 convolutions in the decoder) and GPUs go through ``codec.decode`` itself;
@@ -43,8 +43,9 @@ from torch import nn
 __all__ = ["decode", "unsupported_reason"]
 
 #: Rows of the last layer per window (stems x samples): 4 stems x 16 frames of 640 samples. A
-#: window then holds about 5 MB of bf16 activations at 64 channels; 8 and 32 frames measured
-#: 15-20 % slower for 4 stems.
+#: window then holds about 5 MB of bf16 activations at 64 channels: small enough to stay in the
+#: caches, large enough that each window's context and per-call costs stay a small share
+#: (docs/performance.md has the window sizes measured).
 _WINDOW_ROWS = 4 * 16 * 640
 
 
@@ -217,16 +218,32 @@ def _context_frames(ops) -> tuple[int, int]:
     return max(1, math.ceil(reach_frames)), min_frames
 
 
-def decode(codec, codes: torch.Tensor) -> torch.Tensor:
-    """``codec.decode(codes, [None] * batch).audio_values`` for ``codes`` (1, batch, codebooks,
-    frames), computed window by window: (batch, channels, frames * hop) in the codec's dtype.
-    Call it only when :func:`unsupported_reason` is ``None``."""
+def decode(codec, codes: torch.Tensor) -> tuple[torch.Tensor, str]:
+    """``codec.decode(codes, [None] * batch).audio_values``, computed window by window.
+
+    Call it only when :func:`unsupported_reason` is ``None``.
+
+    Parameters
+    ----------
+    codec : EncodecModel
+    codes : torch.Tensor [shape=(1, batch, codebooks, frames)]
+
+    Returns
+    -------
+    audio : torch.Tensor [shape=(batch, channels, frames * hop)]
+        In the codec's dtype.
+    decoder : str
+        Which decode ran: ``"musicstems windowed"``, or ``"transformers (...)"`` for codes
+        too short to pad by reflection.
+    """
     layers = codec.decoder.layers
     start = _lstm_index(codec)
     ops = _build(layers[start + 1:])
     context, min_frames = _context_frames(ops)
     if codes.shape[-1] < min_frames:  # too short to pad by reflection: transformers' own way
-        return codec.decode(codes, [None] * codes.shape[1]).audio_values
+        audio = codec.decode(codes, [None] * codes.shape[1]).audio_values
+        return audio, (f"transformers ({codes.shape[-1]} frames, fewer than the "
+                       f"{min_frames} a window needs)")
     hidden = codec.quantizer.decode(codes[0].transpose(0, 1))
     for layer in layers[:start + 1]:
         hidden = layer(hidden)
@@ -248,4 +265,4 @@ def decode(codec, codes: torch.Tensor) -> torch.Tensor:
         if out is None:
             out = y.new_empty(batch, frames * hop, y.shape[-1])
         out[:, first * hop:last * hop] = y[:, (first - begin) * hop:(last - begin) * hop]
-    return out.transpose(1, 2).contiguous()
+    return out.transpose(1, 2).contiguous(), "musicstems windowed"

@@ -6,8 +6,12 @@ of logits processors. This loop runs the same arithmetic with the decoder's own 
 weights: the same embeddings, the same layer order, SDPA attention over a KV cache written in
 place, the same guidance, temperature, top-k / top-p and multinomial sampling in the same order
 on the same RNG. Given the same seed it returns the codes ``generate`` returns (tested against
-it), only sooner: musicgen-small, 4 stems, 250 steps, int8 54.2 against 78.7 ms per step with
-transformers' own cache (docs/performance.md).
+it), only sooner: none of generate's per-step bookkeeping runs (docs/performance.md, "What makes
+it fast", has the figures).
+
+It leans on transformers' MusicGen internals (module layout, ``build_delay_pattern_mask``, the
+order of the logits processors and of the RNG draws) and on private torch ops, so it runs only
+on the versions listed in ``versions.py``; elsewhere the backend runs ``generate``.
 
 The text encoder runs once per song, and the cross-attention keys and values of every layer are
 computed once from its output, as ``generate`` does.
@@ -18,16 +22,15 @@ modules).
 
 from __future__ import annotations
 
-import functools
 import math
-import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 
-from .precision import _full_range_linear, fused_query_key_value
+from .int8_layers import scripted_layers
+from .prepared import PreparedDecoder
 
 __all__ = ["unsupported_reason", "sample_codes", "decode_audio", "encode_text", "DecoderStep",
            "SamplingSettings"]
@@ -35,6 +38,10 @@ __all__ = ["unsupported_reason", "sample_codes", "decode_audio", "encode_text", 
 
 @dataclass(frozen=True)
 class SamplingSettings:
+    """What the loop samples: ``max_new_tokens`` decoder steps, classifier-free guidance of
+    ``guidance_scale`` (off at 1), then temperature, top-k and top-p (0: off), in
+    ``generate``'s order."""
+
     max_new_tokens: int
     guidance_scale: float
     temperature: float = 1.0
@@ -67,124 +74,6 @@ def unsupported_reason(model) -> str | None:
     return None
 
 
-def _int8_layer(hidden: torch.Tensor, norms: List[torch.Tensor], eps: List[float],
-                linears: List[torch.classes.quantized.LinearPackedParamsBase],
-                keys: torch.Tensor, values: torch.Tensor, length: int, cross_keys: torch.Tensor,
-                cross_values: torch.Tensor, cross_mask: Optional[torch.Tensor], text_rows: int,
-                heads: int, head_dim: int, scale: float, cross_scale: float) -> torch.Tensor:
-    """One decoder layer of :class:`DecoderStep` for the int8 recipe, op for op what the eager
-    loop runs (``norms``: the weight and bias of its three layer norms, in order; ``linears``:
-    the fused query|key|value product, out, cross q, cross out, fc1, fc2, packed for 8-bit
-    activations)."""
-    rows = hidden.shape[0]
-    width = hidden.shape[2]
-    x = F.layer_norm(hidden, [width], norms[0], norms[1], eps[0])
-    qkv = torch.ops.quantized.linear_dynamic(x, linears[0], False)
-    q = qkv.narrow(2, 0, width).view(rows, 1, heads, head_dim).transpose(1, 2)
-    end = length + 1
-    k = qkv.narrow(2, width, width).view(rows, 1, heads, head_dim).transpose(1, 2)
-    keys[:, :, length:end].copy_(k)
-    v = qkv.narrow(2, 2 * width, width).view(rows, 1, heads, head_dim).transpose(1, 2)
-    values[:, :, length:end].copy_(v)
-    k = keys[:, :, :end]
-    v = values[:, :, :end]
-    out = F.scaled_dot_product_attention(q.to(k.dtype), k, v, scale=scale).to(q.dtype)
-    out = out.transpose(1, 2).reshape(rows, 1, -1)
-    hidden = hidden + torch.ops.quantized.linear_dynamic(out, linears[1], False)
-
-    x = F.layer_norm(hidden, [width], norms[2], norms[3], eps[1])
-    q = torch.ops.quantized.linear_dynamic(x, linears[2], False)
-    q = q.view(rows, 1, heads, head_dim).transpose(1, 2)
-    if text_rows == rows:
-        out = F.scaled_dot_product_attention(q, cross_keys, cross_values, attn_mask=cross_mask,
-                                             scale=cross_scale)
-    else:
-        out = q.new_zeros(q.shape)
-        out[:text_rows] = F.scaled_dot_product_attention(
-            q[:text_rows], cross_keys, cross_values, attn_mask=cross_mask, scale=cross_scale)
-    out = out.transpose(1, 2).reshape(rows, 1, -1)
-    hidden = hidden + torch.ops.quantized.linear_dynamic(out, linears[3], False)
-
-    x = F.layer_norm(hidden, [width], norms[4], norms[5], eps[2])
-    inner = F.gelu(torch.ops.quantized.linear_dynamic(x, linears[4], False))
-    return hidden + torch.ops.quantized.linear_dynamic(inner, linears[5], False)
-
-
-def _int8_layers(hidden: torch.Tensor, norms: List[List[torch.Tensor]], eps: List[List[float]],
-                 linears: List[List[torch.classes.quantized.LinearPackedParamsBase]],
-                 scales: List[List[float]], keys: List[torch.Tensor],
-                 values: List[torch.Tensor], length: int, cross_keys: List[torch.Tensor],
-                 cross_values: List[torch.Tensor], cross_mask: Optional[torch.Tensor],
-                 text_rows: int, heads: int, head_dim: int) -> torch.Tensor:
-    """Every decoder layer of the int8 recipe in turn (:func:`_int8_layer`), the per-layer
-    arguments as lists. Run through TorchScript as one call per step: the same kernels without
-    Python between them, nor the conversion of a layer's twenty arguments on every call."""
-    for i in range(len(keys)):
-        hidden = _int8_layer(hidden, norms[i], eps[i], linears[i], keys[i], values[i], length,
-                             cross_keys[i], cross_values[i], cross_mask, text_rows, heads,
-                             head_dim, scales[i][0], scales[i][1])
-    return hidden
-
-
-@functools.lru_cache(maxsize=1)
-def _scripted_int8_layers():
-    """:func:`_int8_layers` compiled by TorchScript, or None where it cannot be (a torch without
-    ``torch.jit``, sources not on disk): the eager loop then runs the same arithmetic.
-    TorchScript is deprecated in favour of ``torch.compile``, which compiles for tens of seconds
-    per process and stumbles on the quantized modules (docs/performance.md); this runs now and
-    has its fallback."""
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated",
-                                    category=DeprecationWarning)
-            return torch.jit.script(_int8_layers)
-    except Exception:  # noqa: BLE001 - any failure to compile means: run eagerly
-        return None
-
-
-def _int8_layer_args(layer) -> tuple | None:
-    """The static arguments of :func:`_int8_layer` for ``layer`` -- its norms' weights and
-    biases, their epsilons, its packed products, its two attention scales -- or None when its
-    Linear layers are not all musicstems' 8-bit dynamic int8 ones with the fused query, key and
-    value product (``precision.quantize_decoder_int8``)."""
-    attn, cross = layer.self_attn, layer.encoder_attn
-    modules = [attn.out_proj, cross.q_proj, cross.out_proj, layer.fc1, layer.fc2]
-    norms = [layer.self_attn_layer_norm, layer.encoder_attn_layer_norm, layer.final_layer_norm]
-    try:
-        full_range = _full_range_linear()
-    except ImportError:  # a torch without torch.ao quantization: no int8 layers either
-        return None
-    qkv = fused_query_key_value(attn)
-    if qkv is None or not all(type(m) is full_range for m in modules):
-        return None
-    if not all(isinstance(n, torch.nn.LayerNorm) and n.weight is not None
-               and n.bias is not None for n in norms):
-        return None
-    return ([t for n in norms for t in (n.weight, n.bias)], [float(n.eps) for n in norms],
-            [qkv] + [m._packed_params._packed_params for m in modules],
-            [float(attn.scaling), float(cross.scaling)])
-
-
-def _scripted_layers(layers) -> tuple | None:
-    """The scripted :func:`_int8_layers` and its static arguments for ``layers`` (norms, eps,
-    linears, scales: one list each, a layer per item), or None when the layers run eagerly:
-    not all int8 as :func:`_int8_layer_args` wants, or TorchScript cannot compile."""
-    args = [_int8_layer_args(layer) for layer in layers]
-    if any(a is None for a in args):
-        return None
-    scripted = _scripted_int8_layers()
-    if scripted is None:
-        return None
-    return scripted, tuple(list(column) for column in zip(*args))
-
-
-def layer_runner(model) -> str:
-    """How :class:`DecoderStep` runs ``model``'s decoder layers: ``"torchscript"`` (the int8
-    recipe, where TorchScript compiles) or ``"eager"``."""
-    scripted = _scripted_layers(model.decoder.model.decoder.layers)
-    return "eager" if scripted is None else "torchscript"
-
-
 class DecoderStep:
     """The decoder, one step at a time, for ``rows`` rows (twice the prompts under guidance).
 
@@ -192,10 +81,17 @@ class DecoderStep:
     last step, (rows, codebooks), and returns the logits of the next, (rows * codebooks, vocab)
     float32 -- the layout ``generate`` samples from. Keys and values go into buffers of
     ``capacity`` steps allocated once and written in place (``DynamicCache`` re-copies the
-    whole cache every step), in ``kv_dtype`` if given: queries are cast to it, so the cache --
-    half a step's memory traffic at 10 s -- is read once, in its own precision."""
+    whole cache every step), in ``prepared.kv_dtype`` if given: queries are cast to it, so the
+    cache -- half a step's memory traffic on long songs -- is read once, in its own precision.
 
-    def __init__(self, model, rows: int, capacity: int, kv_dtype=None):
+    ``prepared`` is what the model's precision recipe handed over (the int8 recipe's fused
+    query|key|value products, the cache's dtype); without it the step runs the model's own
+    modules. :attr:`layer_runner` says how the layers run: ``"torchscript"`` (the int8
+    recipe, all layers in one scripted call per step, where TorchScript compiles) or
+    ``"eager"``."""
+
+    def __init__(self, model, rows: int, capacity: int, prepared: PreparedDecoder | None = None):
+        prepared = PreparedDecoder() if prepared is None else prepared
         decoder = model.decoder.model.decoder
         config = model.config.decoder
         self.decoder = decoder
@@ -204,8 +100,9 @@ class DecoderStep:
         self.num_heads = config.num_attention_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
         self.layers = list(decoder.layers)
+        self.qkv = [prepared.fused_qkv(i) for i in range(len(self.layers))]
         weight = decoder.layer_norm.weight
-        dtype = kv_dtype or weight.dtype
+        dtype = prepared.kv_dtype or weight.dtype
         shape = (rows, self.num_heads, capacity, self.head_dim)
         # one buffer for the keys and values of every layer, written in place
         self.keys = [torch.empty(shape, dtype=dtype, device=weight.device)
@@ -214,9 +111,10 @@ class DecoderStep:
                        for _ in self.layers]
         self.length = 0
         # The int8 recipe's layers run through TorchScript when it compiles, all of them in one
-        # call per step (~7 ms of Python per step saved at musicgen-small, the same numbers);
-        # everything else eagerly.
-        self.scripted = _scripted_layers(self.layers)
+        # call per step: the same numbers without Python between the kernels; everything else
+        # eagerly.
+        self.scripted = scripted_layers(self.layers, prepared)
+        self.layer_runner = "eager" if self.scripted is None else "torchscript"
         self.text_rows = rows  # rows that attend to text (set_encoder may skip the rest)
         self.cross_keys: list[torch.Tensor] = []  # per layer, of the rows with text
         self.cross_values: list[torch.Tensor] = []
@@ -233,8 +131,7 @@ class DecoderStep:
             cross.append((k, v))
         # Rows without text -- guidance's unconditional half: zero states, nothing to attend
         # to -- have all-zero values, so cross-attention gives them exactly zero whatever the
-        # weights: only the rows before them are attended over (about 2 ms of a 58 ms int8
-        # step at 4 stems).
+        # weights: only the rows before them are attended over, half the work.
         has_text = states.flatten(1).any(dim=1).tolist()
         self.text_rows = has_text.index(False) if False in has_text else rows
         if any(has_text[self.text_rows:]) or any(
@@ -251,10 +148,9 @@ class DecoderStep:
         return x.view(rows, 1, self.num_heads, self.head_dim).transpose(1, 2)
 
     @staticmethod
-    def _projections(attn, x: torch.Tensor) -> tuple:
+    def _projections(attn, fused, x: torch.Tensor) -> tuple:
         """Query, key and value of ``x``: one product where the int8 recipe fused them
-        (``precision.fuse_int8_linears``), else the model's three modules."""
-        fused = fused_query_key_value(attn)
+        (``fused``, ``int8.fuse_int8_linears``), else the model's three modules."""
         if fused is None:
             return attn.q_proj(x), attn.k_proj(x), attn.v_proj(x)
         widths = [attn.q_proj.out_features, attn.k_proj.out_features, attn.v_proj.out_features]
@@ -266,7 +162,7 @@ class DecoderStep:
         rows = hidden.shape[0]
         attn = layer.self_attn
         x = layer.self_attn_layer_norm(hidden)
-        q, k, v = self._projections(attn, x)
+        q, k, v = self._projections(attn, self.qkv[i], x)
         q = self._split(q)
         keys, values = self.keys[i], self.values[i]
         keys[:, :, self.length:end].copy_(self._split(k))
@@ -302,7 +198,7 @@ class DecoderStep:
         heads, dim = self.num_heads, self.head_dim
         attn = layer.self_attn
         x = layer.self_attn_layer_norm(hidden)
-        q, k, v = self._projections(attn, x)
+        q, k, v = self._projections(attn, self.qkv[i], x)
         q = q.reshape(rows, length, heads, dim).transpose(1, 2)
         self.keys[i][:, :, :length].copy_(k.reshape(rows, length, heads, dim).transpose(1, 2))
         self.values[i][:, :, :length].copy_(v.reshape(rows, length, heads, dim).transpose(1, 2))
@@ -412,20 +308,49 @@ def encode_text(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | N
     return states, attention_mask
 
 
+def _draw(probs: torch.Tensor) -> torch.Tensor:
+    """One code per row of ``probs`` (rows, vocab), on torch's global RNG, as ``generate``
+    draws them."""
+    return torch.multinomial(probs, num_samples=1).squeeze(1)
+
+
 def sample_codes(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-                 settings: SamplingSettings, *, kv_dtype=None,
-                 on_step: Callable[[int], Any] | None = None,
-                 prefix_codes: torch.Tensor | None = None) -> torch.Tensor:
+                 settings: SamplingSettings, *, prepared: PreparedDecoder | None = None,
+                 step_class=DecoderStep, on_step: Callable[[int], Any] | None = None,
+                 prefix_codes: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
     """Sample MusicGen's audio codes for a batch of text prompts, on torch's global RNG.
 
-    Returns the codes as ``generate`` hands them to the audio codec: (1, batch, codebooks,
-    frames), the delay pattern undone. ``on_step(step)`` is called after each decoder step
-    (from 1). The KV cache is freed before this returns, before the codec needs the memory.
+    Parameters
+    ----------
+    model : MusicgenForConditionalGeneration
+        In eval mode, with :func:`unsupported_reason` None.
+    input_ids : torch.Tensor [shape=(batch, tokens)]
+        The prompts' text tokens, as the model's processor gives them.
+    attention_mask : torch.Tensor [shape=(batch, tokens)] or None
+    settings : SamplingSettings
+    prepared : PreparedDecoder, optional
+        What the model's precision recipe prepared (``prepared.prepare_decoder``); handed to
+        the step.
+    step_class : callable, optional
+        The decoder step, called as ``step_class(model, rows, capacity, prepared)``
+        (:class:`DecoderStep`'s interface: ``set_encoder``, one call per step, ``prefill``
+        for a primer, and its ``layer_runner``).
+    on_step : callable, optional
+        Called as ``on_step(step)`` after each decoder step (from 1).
+    prefix_codes : torch.Tensor [shape=(batch, codebooks, primer frames)], optional
+        An audio prompt's codes (``primer.encode_primers``), forced where
+        ``generate(input_values=...)`` forces them -- after the start token, each codebook k
+        steps late -- and run through the decoder in one pass (``step_class.prefill``).
 
-    ``prefix_codes`` (batch, codebooks, primer frames), from ``primer.encode_primers``: an
-    audio prompt's codes, forced where ``generate(input_values=...)`` forces them (after the
-    start token, each codebook k steps late) and run through the decoder in one pass; the
-    returned frames then begin with the primer's, as ``generate``'s audio begins with it.
+    Returns
+    -------
+    codes : torch.Tensor [shape=(1, batch, codebooks, frames)]
+        The codes as ``generate`` hands them to the audio codec, the delay pattern undone;
+        with a primer they begin with its frames, as ``generate``'s audio begins with it.
+    report : dict
+        ``decoder_layers``: how the step ran the decoder layers (its ``layer_runner``).
+
+    The KV cache is freed before this returns, before the codec needs the memory.
     """
     num_codebooks = model.config.decoder.num_codebooks
     batch = input_ids.shape[0]
@@ -445,41 +370,60 @@ def sample_codes(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | 
     _, pattern = model.decoder.build_delay_pattern_mask(first, pad_token_id=start_id,
                                                         max_length=length)
     codes = torch.where(pattern == -1, start_id, pattern)
-    step = DecoderStep(model, 2 * batch if guided else batch, length, kv_dtype=kv_dtype)
+    step = step_class(model, 2 * batch if guided else batch, length, prepared)
     step.set_encoder(states, mask)
     for t in range(known - 1, length - 1):
         if t == known - 1 and known > 1:
-            prefix = codes[:, :known].view(batch, num_codebooks, known)
-            logits = step.prefill(prefix.repeat(2, 1, 1) if guided else prefix)
+            seen = codes[:, :known].view(batch, num_codebooks, known)
+            logits = step.prefill(seen.repeat(2, 1, 1) if guided else seen)
         else:
             last = codes[:, t].view(batch, num_codebooks)
             logits = step(last.repeat(2, 1) if guided else last)
-        probs = F.softmax(_process(logits, settings), dim=-1)
-        sampled = torch.multinomial(probs, num_samples=1).squeeze(1)
+        sampled = _draw(F.softmax(_process(logits, settings), dim=-1))
         forced = pattern[:, t + 1]
         codes[:, t + 1] = torch.where(forced == -1, sampled, forced)
         if on_step is not None:
             on_step(t + 2 - known)
+    report = {"decoder_layers": step.layer_runner}
     del step  # the KV cache
-    return codes[codes != pad_id].reshape(1, batch, num_codebooks, -1)
+    return codes[codes != pad_id].reshape(1, batch, num_codebooks, -1), report
 
 
-def decode_audio(model, codes: torch.Tensor) -> torch.Tensor:
-    """EnCodec's audio for ``codes`` (1, batch, codebooks, frames), all stems in one batched
-    call: (batch, channels, samples). Stereo models interleave left and right codebooks, decoded
-    one side at a time -- as ``generate`` does. On a CPU the decoder's convolution stack runs
-    window by window (``codec.py``); elsewhere, and for codecs it does not cover, as
-    transformers runs it."""
+def decode_audio(model, codes: torch.Tensor) -> tuple[torch.Tensor, str]:
+    """EnCodec's audio for ``codes``, all stems in one batched call.
+
+    Stereo models interleave left and right codebooks, decoded one side at a time -- as
+    ``generate`` does. On a CPU the decoder's convolution stack runs window by window
+    (``codec.py``); elsewhere, and for codecs or lengths it does not cover, as transformers
+    runs it.
+
+    Parameters
+    ----------
+    model : MusicgenForConditionalGeneration
+    codes : torch.Tensor [shape=(1, batch, codebooks, frames)]
+
+    Returns
+    -------
+    audio : torch.Tensor [shape=(batch, channels, samples)]
+        In the codec's dtype.
+    decoder : str
+        Which decode ran, for the manifest: ``"musicstems windowed"`` or
+        ``"transformers (<why>)"``.
+    """
     from . import codec as windowed
 
     encodec = model.audio_encoder
-    scales = [None] * codes.shape[1]
-    if windowed.unsupported_reason(encodec) is None:
+    reason = windowed.unsupported_reason(encodec)
+    if reason is None:
         def run(side):
             return windowed.decode(encodec, side)
     else:
+        scales = [None] * codes.shape[1]
+
         def run(side):
-            return encodec.decode(side, audio_scales=scales).audio_values
+            audio = encodec.decode(side, audio_scales=scales).audio_values
+            return audio, f"transformers ({reason})"
     if model.decoder.config.audio_channels == 1:
         return run(codes)
-    return torch.cat([run(codes[:, :, ::2, :]), run(codes[:, :, 1::2, :])], dim=1)
+    (left, decoder), (right, _) = run(codes[:, :, ::2, :]), run(codes[:, :, 1::2, :])
+    return torch.cat([left, right], dim=1), decoder

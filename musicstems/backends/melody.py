@@ -111,7 +111,7 @@ class MelodyStep:
     pass, as ``generate``'s first forward; each call then one step, into a KV cache of
     ``capacity`` positions written in place."""
 
-    def __init__(self, model, rows: int, capacity: int):
+    def __init__(self, model, rows: int, capacity: int, prepared=None):
         from .decoding import DecoderStep
 
         decoder = model.decoder.model.decoder
@@ -121,7 +121,11 @@ class MelodyStep:
         self.num_codebooks = config.num_codebooks
         self.num_heads = config.num_attention_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
-        self.projections = DecoderStep._projections  # fused q|k|v under the int8 recipe
+        self.projections = DecoderStep._projections
+        # the int8 recipe's fused q|k|v products; the cache stays in the activations' dtype
+        # (prepared.kv_dtype is the text loop's choice), so the arithmetic is generate's
+        self.qkv = [None if prepared is None else prepared.fused_qkv(i)
+                    for i in range(len(self.layers))]
         weight = decoder.layer_norm.weight
         shape = (rows, self.num_heads, capacity, self.head_dim)
         self.keys = [torch.empty(shape, dtype=weight.dtype, device=weight.device)
@@ -142,7 +146,7 @@ class MelodyStep:
                                f"{self.keys[0].shape[2]}")
         for i, layer in enumerate(self.layers):
             attn = layer.self_attn
-            q, k, v = self.projections(attn, layer.self_attn_layer_norm(hidden))
+            q, k, v = self.projections(attn, self.qkv[i], layer.self_attn_layer_norm(hidden))
 
             def split(x):
                 return x.reshape(rows, new, self.num_heads, self.head_dim).transpose(1, 2)
@@ -180,12 +184,20 @@ class MelodyStep:
 
 
 def sample_melody_codes(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-                        features: torch.Tensor | None, settings, *, on_step=None,
-                        prefix_codes: torch.Tensor | None = None) -> torch.Tensor:
+                        features: torch.Tensor | None, settings, *, prepared=None,
+                        on_step=None, prefix_codes: torch.Tensor | None = None
+                        ) -> tuple[torch.Tensor, dict]:
     """:func:`~musicstems.backends.decoding.sample_codes` for a MusicGen-Melody: the same
-    delay pattern, primer and sampling, the chroma ``features`` (batch, frames, 12) or None
-    heard through the decoder's prefix. Returns (1, batch, codebooks, frames)."""
-    from .decoding import _process
+    delay pattern, primer, sampling and return, the chroma ``features`` (batch, frames, 12)
+    or None heard through the decoder's prefix.
+
+    Returns
+    -------
+    codes : torch.Tensor [shape=(1, batch, codebooks, frames)]
+    report : dict
+        ``decoder_layers``: ``"eager"``.
+    """
+    from .decoding import _draw, _process
 
     guided = settings.guided
     num_codebooks = model.config.decoder.num_codebooks
@@ -203,7 +215,7 @@ def sample_melody_codes(model, input_ids: torch.Tensor, attention_mask: torch.Te
                                                         max_length=length)
     codes = torch.where(pattern == -1, start_id, pattern)
     rows = 2 * batch if guided else batch
-    step = MelodyStep(model, rows, prefix.shape[1] + length)
+    step = MelodyStep(model, rows, prefix.shape[1] + length, prepared)
     for t in range(known - 1, length - 1):
         if t == known - 1:
             seen = codes[:, :known].view(batch, num_codebooks, known)
@@ -211,11 +223,10 @@ def sample_melody_codes(model, input_ids: torch.Tensor, attention_mask: torch.Te
         else:
             last = codes[:, t].view(batch, num_codebooks)
             logits = step(last.repeat(2, 1) if guided else last)
-        probs = F.softmax(_process(logits, settings), dim=-1)
-        sampled = torch.multinomial(probs, num_samples=1).squeeze(1)
+        sampled = _draw(F.softmax(_process(logits, settings), dim=-1))
         forced = pattern[:, t + 1]
         codes[:, t + 1] = torch.where(forced == -1, sampled, forced)
         if on_step is not None:
             on_step(t + 2 - known)
     del step  # the KV cache
-    return codes[codes != pad_id].reshape(1, batch, num_codebooks, -1)
+    return codes[codes != pad_id].reshape(1, batch, num_codebooks, -1), {"decoder_layers": "eager"}

@@ -12,20 +12,23 @@ import gc
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ModelLoadError
 from . import Generated, ProgressCallback, fit_length
-from .precision import (prepare_bf16_cpu, quantize_decoder_int8, resolve_device,
-                        resolve_precision, torch_dtype)
+from .device import resolve_device, resolve_precision, torch_dtype
+from .heard import Heard, prepare_heard
+from .prepared import PreparedDecoder, prepare_decoder
+from .progress import StepProgress
 
-__all__ = ["MusicGenBackend", "load_model", "release_models", "resolve_device",
-           "resolve_precision", "LoadedModel"]
+__all__ = ["MusicGenBackend", "load_model", "release_models", "choose_sampler", "LoadedModel"]
 
 
 @dataclass
 class LoadedModel:
+    """A model in its precision's recipe, its processor, and what the recipe prepared."""
+
     model: Any
     processor: Any
     model_id: str
@@ -35,8 +38,8 @@ class LoadedModel:
     frame_rate: int
     revision: str | None
     load_s: float
-    kv_dtype: Any = None  # the KV cache's dtype when it differs from the activations'
-    recipe: dict | None = None  # what each part runs in, for the manifest
+    # what the precision recipe handed over for musicstems' decoder step, and its report
+    prepared: PreparedDecoder = field(default_factory=PreparedDecoder)
 
 
 _CACHE: dict[tuple[str, str, str], LoadedModel] = {}
@@ -74,8 +77,8 @@ def load_model(model_id: str, *, device: str = "auto", precision: str = "auto",
         ``save_pretrained``.
     device : {"auto", "cpu", "cuda", "mps"}
     precision : {"auto", "fp32", "bf16", "fp16", "int8"}
-        ``"auto"``: see :func:`~musicstems.backends.precision.resolve_precision`; ``"int8"``
-        is :func:`~musicstems.backends.precision.quantize_decoder_int8`'s recipe.
+        ``"auto"``: see :func:`~musicstems.backends.device.resolve_precision`; ``"int8"``
+        is :func:`~musicstems.backends.int8.quantize_decoder_int8`'s recipe.
     quiet : bool
         Hide transformers' loading bars and notices.
 
@@ -130,19 +133,14 @@ def load_model(model_id: str, *, device: str = "auto", precision: str = "auto",
                     "backend='sketch', which needs no model."
                 ) from exc
         model.eval()
-        prepared = {"kv_dtype": None, "recipe": {"all": precision}}
-        if precision == "int8":
-            prepared = quantize_decoder_int8(model)
-        elif precision == "bf16" and device == "cpu":
-            prepared = prepare_bf16_cpu(model)
+        prepared = prepare_decoder(model, precision, device)
         codec = model.config.audio_encoder
         loaded = LoadedModel(
             model=model, processor=processor, model_id=model_id, device=device,
             precision=precision, sample_rate=int(codec.sampling_rate),
             frame_rate=int(codec.frame_rate),
             revision=getattr(model.config, "_commit_hash", None),
-            load_s=time.perf_counter() - start, kv_dtype=prepared["kv_dtype"],
-            recipe=prepared["recipe"],
+            load_s=time.perf_counter() - start, prepared=prepared,
         )
         _CACHE[key] = loaded
         return loaded
@@ -164,114 +162,176 @@ def release_models() -> int:
     return count
 
 
-class _StepProgress:
-    """Counts decoder steps: advances a tqdm bar and the user's callback, and remembers when the
-    first and the last step ended (the loop's speed, for the report)."""
+def choose_sampler(model) -> tuple[str, str]:
+    """Which sampler runs ``model``, and why, for the manifest.
 
-    def __init__(self, total: int, *, show: bool, callback: ProgressCallback | None):
-        self.total = total
-        self.callback = callback
-        self.step = 0
-        self.first_s = self.last_s = 0.0  # perf_counter after the first and the last step
-        self.bar = None
-        if show:
-            from tqdm.auto import tqdm
-            self.bar = tqdm(total=total, desc="musicstems: generating", unit="step",
-                            leave=False)
+    musicstems' own loop (``decoding.sample_codes``, for a melody model
+    ``melody.sample_melody_codes``: ``generate``'s codes for the seed, without its per-step
+    bookkeeping) where the installed torch and transformers are releases it was tested against
+    (``versions.TESTED_VERSIONS``) and it can run the model; transformers' ``generate``
+    otherwise.
 
-    def __call__(self, step: int | None = None) -> None:
-        self.step += 1
-        now = time.perf_counter()
-        self.first_s = self.first_s or now
-        self.last_s = now
-        if self.bar is not None:
-            self.bar.update(1)
-        if self.callback is not None:
-            self.callback({"stage": "generate", "step": self.step, "total": self.total})
+    Returns
+    -------
+    sampler : {"musicstems", "transformers generate"}
+    reason : str
+    """
+    from . import decoding, melody, versions
 
-    def as_stopping_criterion(self):
-        """The same counter as a stopping criterion that never stops, for ``generate``: the
-        one per-step hook of every transformers release (MusicGen's ``generate`` does not
-        forward its ``streamer`` to the sampling loop in transformers 5)."""
-        import torch
-        from transformers import StoppingCriteria
-
-        progress = self
-
-        class Count(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kwargs):
-                progress()
-                return torch.zeros(input_ids.shape[0], dtype=torch.bool,
-                                   device=input_ids.device)
-
-        return Count()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+    torch_version, transformers_version = versions.installed_versions()
+    loop = melody if melody.is_melody(model) else decoding
+    reason = (versions.untested_reason(torch_version, transformers_version)
+              or loop.unsupported_reason(model))
+    if reason is not None:
+        return "transformers generate", reason
+    return "musicstems", (f"tested with torch {torch_version} and transformers "
+                          f"{transformers_version}")
 
 
-def _codec_decoder(model, sampler_fallback: str | None) -> str:
-    """Which EnCodec decode ran, for the manifest."""
-    from .codec import unsupported_reason
+def _model_inputs(loaded: LoadedModel, stems, settings):
+    """The prompts' tokens on the model's device, the sampling settings and the stems' length.
 
-    if sampler_fallback is not None:
-        return "transformers (inside generate)"
-    reason = unsupported_reason(model.audio_encoder)
-    return "musicstems windowed" if reason is None else f"transformers ({reason})"
+    Returns
+    -------
+    inputs : dict
+        The processor's ``input_ids`` and ``attention_mask``, [shape=(stems, tokens)].
+    sampling : decoding.SamplingSettings
+    num_samples : int
+        Every stem's length in samples at ``loaded.sample_rate``.
+    """
+    from .decoding import SamplingSettings
 
-
-@dataclass
-class _Heard:
-    """What the decoder hears of the plan besides the text, for one batch of stems."""
-
-    primer_samples: int  # the primer's length, cut off the decoded audio
-    values: Any  # the primers as input_values (batch, channels, samples), or None
-    features: Any  # the chromas as input_features (batch, frames, 12), or None
-    primers: dict  # per stem: the manifest's primer entry (None: none)
-    harmony: dict  # per stem: the manifest's harmony entry (None: none)
-    render_s: float
-
-    def generate_kwargs(self, model) -> dict:
-        """The same, as ``generate``'s arguments: a melody model's ``generate`` takes no
-        ``input_values``, so its primer goes in as the codes ``input_values`` would give."""
-        from .melody import is_melody
-        from .primer import encode_primers
-
-        extra = {} if self.features is None else {"input_features": self.features}
-        if self.values is not None and is_melody(model):
-            extra["decoder_input_ids"] = encode_primers(model, self.values).flatten(0, 1)
-        elif self.values is not None:
-            extra["input_values"] = self.values
-        return extra
+    prompts = [settings.prompts[s.name] for s in stems]
+    num_samples = round(settings.duration_s * loaded.sample_rate)
+    # The delay pattern holds back codebook k by k steps, so K - 1 extra steps are needed
+    # before the last frame is complete.
+    frames = math.ceil(num_samples / loaded.sample_rate * loaded.frame_rate)
+    max_new_tokens = frames + loaded.model.decoder.num_codebooks - 1
+    inputs = loaded.processor(text=prompts, padding=True, return_tensors="pt")
+    inputs = {k: v.to(loaded.device) for k, v in inputs.items()}
+    sampling = SamplingSettings(
+        max_new_tokens=max_new_tokens, guidance_scale=settings.guidance_scale,
+        temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p)
+    return inputs, sampling, num_samples
 
 
-def _heard(stems, plan, settings, model, sample_rate: int, num_samples: int) -> _Heard:
-    """The stems' primers (``settings.primer``) and, for a melody model, their chromas
-    (``settings.harmony``, ``Stem.melody``), rendered from the plan."""
-    from ..conditioning import melodies, render_primers
-    from ..plan import make_plan
-    from .melody import is_melody, melody_features
-    from .primer import primer_values
+@contextlib.contextmanager
+def _seeded(seed: int, device: str):
+    """Run the block on torch's global RNG seeded with ``seed``, in inference mode.
 
-    start = time.perf_counter()
-    plan = plan if plan is not None else make_plan(settings)
-    names = [s.name for s in stems]
-    primer_samples, values, primed, audio = 0, None, dict.fromkeys(names), None
-    if settings.primer is not None:
-        hop = math.prod(model.config.audio_encoder.upsampling_ratios)
-        made = render_primers(plan, names, sample_rate, hop)
-        audio = {name: made[name].audio for name in names}
-        primer_samples = made[names[0]].audio.shape[-1]
-        values = primer_values(model, [audio[name] for name in names])
-        primed = {name: made[name].report(sample_rate) for name in names}
-    features, harmony = None, dict.fromkeys(names)
-    if is_melody(model):
-        heard = melodies(plan, stems, settings.harmony, sample_rate, num_samples, audio)
-        features = melody_features(model, [heard[name].chroma for name in names])
-        harmony = {name: heard[name].report() for name in names}
-    return _Heard(primer_samples, values, features, primed, harmony,
-                  time.perf_counter() - start)
+    ``fork_rng`` makes the seed this call's alone and leaves the user's RNG state untouched.
+    The one place the sampling's random state is set.
+
+    Parameters
+    ----------
+    seed : int
+    device : {"cpu", "cuda", "mps"}
+        The model's device: a CUDA device's RNG is forked too.
+    """
+    import torch
+
+    devices = [torch.cuda.current_device()] if device == "cuda" else []
+    with torch.random.fork_rng(devices=devices), torch.inference_mode():
+        torch.manual_seed(seed)
+        yield
+
+
+def _run_musicstems(loaded: LoadedModel, inputs: dict, sampling, progress: StepProgress,
+                    heard: Heard):
+    """musicstems' sampling loop, then the codec decode :func:`~.decoding.decode_audio` picks.
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+    inputs : dict
+        ``input_ids`` and ``attention_mask`` [shape=(stems, tokens)] (:func:`_model_inputs`).
+    sampling : decoding.SamplingSettings
+    progress : StepProgress
+        Called after each decoder step.
+    heard : Heard
+        The primers and chromas (:func:`~.heard.prepare_heard`).
+
+    Returns
+    -------
+    audio : torch.Tensor [shape=(stems, channels, samples)]
+        In the codec's dtype.
+    ran : dict
+        ``codec_decoder`` and ``decoder_layers``, as the decode and the loop report them.
+    """
+    from .decoding import decode_audio, sample_codes
+    from .melody import is_melody, sample_melody_codes
+    from .primer import encode_primers
+
+    model = loaded.model
+    prefix = None if heard.values is None else encode_primers(model, heard.values)
+    if is_melody(model):  # its own loop: a decoder without cross-attention
+        codes, step_report = sample_melody_codes(
+            model, inputs["input_ids"], inputs.get("attention_mask"), heard.features,
+            sampling, prepared=loaded.prepared, on_step=progress, prefix_codes=prefix)
+    else:
+        codes, step_report = sample_codes(model, inputs["input_ids"],
+                                          inputs.get("attention_mask"), sampling,
+                                          prepared=loaded.prepared, on_step=progress,
+                                          prefix_codes=prefix)
+    audio, codec_decoder = decode_audio(loaded.model, codes)
+    return audio, {"codec_decoder": codec_decoder, **step_report}
+
+
+def _run_generate(loaded: LoadedModel, inputs: dict, sampling, progress: StepProgress,
+                  heard: Heard):
+    """transformers' ``generate``: the fallback where :func:`choose_sampler` says so.
+
+    Parameters
+    ----------
+    loaded, inputs, sampling, progress, heard
+        As for :func:`_run_musicstems`.
+
+    Returns
+    -------
+    audio : torch.Tensor [shape=(stems, channels, samples)]
+    ran : dict
+        ``codec_decoder`` and ``decoder_layers``: transformers' own, inside ``generate``.
+    """
+    from transformers import StoppingCriteriaList
+
+    audio = loaded.model.generate(
+        **inputs, **heard.generate_kwargs(loaded.model), do_sample=True,
+        guidance_scale=sampling.guidance_scale,
+        temperature=sampling.temperature, top_k=sampling.top_k,
+        top_p=sampling.top_p if sampling.top_p > 0 else None,
+        max_new_tokens=sampling.max_new_tokens,
+        stopping_criteria=StoppingCriteriaList([progress.as_stopping_criterion()]))
+    return audio, {"codec_decoder": "transformers (inside generate)",
+                   "decoder_layers": "transformers"}
+
+
+def _timing_report(load_start: float, start: float, end: float, progress: StepProgress
+                   ) -> dict:
+    """Seconds of the load, the whole generation and its parts, from the step clock.
+
+    Parameters
+    ----------
+    load_start, start, end : float
+        ``time.perf_counter()`` before the load, before sampling and after the decode.
+    progress : StepProgress
+        Its clock of the first and the last decoder step.
+
+    Returns
+    -------
+    dict
+        ``load_s``, ``generate_s``, ``ms_per_step``, ``encode_s``, ``decode_s``.
+    """
+    steps = progress.total
+    return {
+        # load_s is ~0 when the model came from the cache
+        "load_s": round(start - load_start, 3), "generate_s": round(end - start, 3),
+        # the decoder loop alone: between the first and the last step
+        "ms_per_step": round(1000 * (progress.last_s - progress.first_s)
+                             / max(steps - 1, 1), 2),
+        # text encoder + first step, and the batched EnCodec decode of all stems
+        "encode_s": round(progress.first_s - start, 3),
+        "decode_s": round(end - progress.last_s, 3),
+    }
 
 
 class MusicGenBackend:
@@ -281,97 +341,59 @@ class MusicGenBackend:
 
     def generate(self, stems, plan, settings, *, callback: ProgressCallback | None = None
                  ) -> Generated:
-        import torch
+        """Every stem's raw audio from its prompt, all stems in one batch.
 
-        from .decoding import (SamplingSettings, decode_audio, layer_runner, sample_codes,
-                               unsupported_reason)
-        from .melody import is_melody, sample_melody_codes
-        from .melody import unsupported_reason as melody_unsupported
-        from .primer import encode_primers
+        Parameters
+        ----------
+        stems : tuple of Stem
+            The song's stems, in order; ``settings.prompts[stem.name]`` is each one's prompt
+            as sent.
+        plan : Plan or None
+            The song's shared plan: the prompts say its tempo and key, the primers and chromas
+            are rendered from it (made from ``settings`` when None).
+        settings : SongSpec
+            The validated song: model, device, precision, duration_s, seed, the sampling
+            settings, progress.
+        callback : callable, optional
+            Called with ``{"stage": "generate", "step": n, "total": steps}`` after each
+            decoder step.
+
+        Returns
+        -------
+        Generated
+            Each stem float32 [shape=(channels, round(duration_s * sample_rate))], and the
+            report: model, precision and recipe, which sampler ran and why
+            (:func:`choose_sampler`), which codec decode and layer runner ran, and timings.
+        """
+        import torch
 
         load_start = time.perf_counter()
         loaded = load_model(settings.model, device=settings.device,
                             precision=settings.precision, quiet=not settings.progress)
-        model = loaded.model
-        prompts = [settings.prompts[s.name] for s in stems]
-        num_samples = round(settings.duration_s * loaded.sample_rate)
-        num_codebooks = model.decoder.num_codebooks
-        # The delay pattern holds back codebook k by k steps, so K - 1 extra steps are needed
-        # before the last frame is complete.
-        frames = math.ceil(num_samples / loaded.sample_rate * loaded.frame_rate)
-        max_new_tokens = frames + num_codebooks - 1
-        inputs = loaded.processor(text=prompts, padding=True, return_tensors="pt")
-        inputs = {k: v.to(loaded.device) for k, v in inputs.items()}
-        heard = _heard(stems, plan, settings, model, loaded.sample_rate, num_samples)
-        sampling = SamplingSettings(
-            max_new_tokens=max_new_tokens, guidance_scale=settings.guidance_scale,
-            temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p)
-        # musicstems' own loop: generate's arithmetic without its per-step bookkeeping (same
-        # codes for the same seed, decoding.py); generate itself for a model it cannot run.
-        melody = is_melody(model)  # its own loop: a decoder without cross-attention
-        fallback = melody_unsupported(model) if melody else unsupported_reason(model)
-        progress = _StepProgress(max_new_tokens, show=settings.progress, callback=callback)
+        inputs, sampling, num_samples = _model_inputs(loaded, stems, settings)
+        heard = prepare_heard(stems, plan, settings, loaded.model, loaded.sample_rate,
+                              num_samples)
+        sampler, sampler_reason = choose_sampler(loaded.model)
+        run = _run_musicstems if sampler == "musicstems" else _run_generate
+        progress = StepProgress(sampling.max_new_tokens, show=settings.progress,
+                                 callback=callback)
         start = time.perf_counter()
-        devices = [torch.cuda.current_device()] if loaded.device == "cuda" else []
         try:
-            # fork_rng: the seed is this call's alone; the user's global RNG state is untouched.
-            with torch.random.fork_rng(devices=devices), torch.inference_mode():
-                torch.manual_seed(settings.seed)
-                if fallback is None:
-                    values = heard.values
-                    prefix = None if values is None else encode_primers(model, values)
-                    if melody:
-                        codes = sample_melody_codes(model, inputs["input_ids"],
-                                                    inputs.get("attention_mask"),
-                                                    heard.features, sampling,
-                                                    on_step=progress, prefix_codes=prefix)
-                    else:
-                        codes = sample_codes(model, inputs["input_ids"],
-                                             inputs.get("attention_mask"), sampling,
-                                             kv_dtype=loaded.kv_dtype, on_step=progress,
-                                             prefix_codes=prefix)
-                    audio = decode_audio(model, codes)
-                else:
-                    from transformers import StoppingCriteriaList
-
-                    audio = model.generate(
-                        **inputs, **heard.generate_kwargs(model), do_sample=True,
-                        guidance_scale=sampling.guidance_scale,
-                        temperature=sampling.temperature, top_k=sampling.top_k,
-                        top_p=sampling.top_p if sampling.top_p > 0 else None,
-                        max_new_tokens=max_new_tokens,
-                        stopping_criteria=StoppingCriteriaList(
-                            [progress.as_stopping_criterion()]))
+            with _seeded(settings.seed, loaded.device):
+                audio, ran = run(loaded, inputs, sampling, progress, heard)
         finally:
             progress.close()
         end = time.perf_counter()
-        generate_s = end - start
         # (batch, channels, samples), the primer's frames cut off: the song starts after it
         audio = audio[..., heard.primer_samples:].float().cpu().numpy()
         out = {s.name: fit_length(audio[i], num_samples) for i, s in enumerate(stems)}
         report = {
             "model": loaded.model_id, "revision": loaded.revision, "device": loaded.device,
             "precision": loaded.precision, "sample_rate": loaded.sample_rate,
-            "decoder_steps": max_new_tokens, "batch_size": len(stems),
-            "sampler": "musicstems" if fallback is None else f"transformers generate ({fallback})",
-            "codec_decoder": _codec_decoder(model, fallback),
-            "decoder_layers": ("transformers" if fallback is not None else
-                               "eager" if melody else layer_runner(model)),
-            # load_s is ~0 when the model came from the cache
-            "load_s": round(start - load_start, 3), "generate_s": round(generate_s, 3),
-            # the decoder loop alone: between the first and the last step
-            "ms_per_step": round(1000 * (progress.last_s - progress.first_s)
-                                 / max(max_new_tokens - 1, 1), 2),
-            # text encoder + first step, and the batched EnCodec decode of all stems
-            "encode_s": round(progress.first_s - start, 3),
-            "decode_s": round(end - progress.last_s, 3),
-            "threads": torch.get_num_threads(), "recipe": loaded.recipe,
+            "decoder_steps": sampling.max_new_tokens, "batch_size": len(stems),
+            "sampler": sampler, "sampler_reason": sampler_reason, **ran,
+            **_timing_report(load_start, start, end, progress),
+            "threads": torch.get_num_threads(), "recipe": dict(loaded.prepared.recipe),
+            **heard.report(),
         }
-        # per stem, only when there was one: a song of text alone reports as before
-        if heard.values is not None:
-            report["primer"] = heard.primers
-        if heard.features is not None:
-            report["harmony"] = heard.harmony
-        if heard.values is not None or heard.features is not None:
-            report["conditioning_render_s"] = round(heard.render_s, 3)
         return Generated(stems=out, sample_rate=loaded.sample_rate, report=report)

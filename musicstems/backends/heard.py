@@ -1,0 +1,97 @@
+"""What MusicGen hears of the plan besides the text, as the model takes it.
+
+:func:`prepare_heard` renders the stems' primers and (for a melody model) their chromas from
+the plan (``musicstems.conditioning``), and turns them into the model's inputs: the primers as
+``input_values`` (batch, channels, samples), to be encoded to codes for the loop
+(``primer.encode_primers``); the chromas as ``input_features`` (batch, frames, 12)
+(``melody.melody_features``). :meth:`Heard.generate_kwargs` hands the same to ``generate``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Heard", "prepare_heard"]
+
+
+@dataclass(frozen=True)
+class Heard:
+    """One batch's conditioning besides the text, and its report.
+
+    Attributes
+    ----------
+    primer_samples : int
+        The primer's length in samples (0: none), cut off the decoded audio.
+    values : torch.Tensor [shape=(batch, channels, samples)] or None
+        The primers as ``input_values``, in the codec's dtype.
+    features : torch.Tensor [shape=(batch, frames, 12)] or None
+        The chromas as ``input_features``, in the decoder's dtype.
+    primers, harmony : dict
+        Per stem, the manifest's entry (None: none).
+    render_s : float
+        Seconds spent rendering and shaping all of it.
+    """
+
+    primer_samples: int = 0
+    values: Any = None
+    features: Any = None
+    primers: dict | None = None
+    harmony: dict | None = None
+    render_s: float = 0.0
+
+    def generate_kwargs(self, model) -> dict:
+        """The same, as ``generate``'s arguments. A melody model's ``generate`` takes no
+        ``input_values``: its primer goes in as the codes ``input_values`` would give."""
+        from .melody import is_melody
+        from .primer import encode_primers
+
+        extra = {} if self.features is None else {"input_features": self.features}
+        if self.values is not None and is_melody(model):
+            extra["decoder_input_ids"] = encode_primers(model, self.values).flatten(0, 1)
+        elif self.values is not None:
+            extra["input_values"] = self.values
+        return extra
+
+    def report(self) -> dict:
+        """The backend report's entries: only what there was, so a song of text alone
+        reports as before."""
+        out = {}
+        if self.values is not None:
+            out["primer"] = self.primers
+        if self.features is not None:
+            out["harmony"] = self.harmony
+        if out:
+            out["conditioning_render_s"] = round(self.render_s, 3)
+        return out
+
+
+def prepare_heard(stems, plan, settings, model, sample_rate: int, num_samples: int) -> Heard:
+    """The stems' primers (``settings.primer``) and, for a melody model, their chromas
+    (``settings.harmony``, ``Stem.melody``), rendered from ``plan`` (made from ``settings``
+    when None)."""
+    from ..conditioning import melodies, render_primers
+    from ..plan import make_plan
+    from .melody import is_melody, melody_features
+    from .primer import primer_values
+
+    start = time.perf_counter()
+    plan = plan if plan is not None else make_plan(settings)
+    names = [s.name for s in stems]
+    primer_samples, values, primed, audio = 0, None, dict.fromkeys(names), None
+    if settings.primer is not None:
+        hop = math.prod(model.config.audio_encoder.upsampling_ratios)
+        made = render_primers(plan, names, sample_rate, hop)
+        audio = {name: made[name].audio for name in names}
+        primer_samples = made[names[0]].audio.shape[-1]
+        values = primer_values(model, [audio[name] for name in names])
+        primed = {name: made[name].report(sample_rate) for name in names}
+    features, harmony = None, dict.fromkeys(names)
+    if is_melody(model):
+        heard = melodies(plan, stems, settings.harmony, sample_rate, num_samples, audio)
+        features = melody_features(model, [heard[name].chroma for name in names])
+        harmony = {name: heard[name].report() for name in names}
+    return Heard(primer_samples, values, features, primed, harmony,
+                 time.perf_counter() - start)
