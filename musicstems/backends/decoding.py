@@ -144,8 +144,9 @@ class DecoderStep:
         self.cross_mask = None if mask is None else mask[:n].bool()[:, None, None, :]
 
     def _split(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.shape[0]
-        return x.view(rows, 1, self.num_heads, self.head_dim).transpose(1, 2)
+        """(rows, positions, width) -> (rows, heads, positions, head_dim)."""
+        rows, positions = x.shape[:2]
+        return x.reshape(rows, positions, self.num_heads, self.head_dim).transpose(1, 2)
 
     @staticmethod
     def _projections(attn, fused, x: torch.Tensor) -> tuple:
@@ -157,9 +158,11 @@ class DecoderStep:
         return torch.ops.quantized.linear_dynamic(x, fused, False).split(widths, dim=-1)
 
     def _eager_layer(self, i: int, layer, hidden: torch.Tensor, end: int) -> torch.Tensor:
-        """Decoder layer ``i`` for one step, through the model's own modules (and the int8
-        recipe's fused query|key|value product, once)."""
-        rows = hidden.shape[0]
+        """Decoder layer ``i`` for the positions of ``hidden`` (rows, positions, width) -- one
+        step, or a prefill's every known step from an empty cache, causally, as ``generate``'s
+        first forward -- through the model's own modules (and the int8 recipe's fused
+        query|key|value product, once)."""
+        rows, new = hidden.shape[:2]
         attn = layer.self_attn
         x = layer.self_attn_layer_norm(hidden)
         q, k, v = self._projections(attn, self.qkv[i], x)
@@ -168,9 +171,10 @@ class DecoderStep:
         keys[:, :, self.length:end].copy_(self._split(k))
         values[:, :, self.length:end].copy_(self._split(v))
         k, v = keys[:, :, :end], values[:, :, :end]
-        out = F.scaled_dot_product_attention(q.to(k.dtype), k, v, scale=attn.scaling)
+        out = F.scaled_dot_product_attention(q.to(k.dtype), k, v, is_causal=new > 1,
+                                             scale=attn.scaling)
         out = out.to(q.dtype)
-        hidden = hidden + attn.out_proj(out.transpose(1, 2).reshape(rows, 1, -1))
+        hidden = hidden + attn.out_proj(out.transpose(1, 2).reshape(rows, new, -1))
 
         cross = layer.encoder_attn
         x = layer.encoder_attn_layer_norm(hidden)
@@ -184,41 +188,11 @@ class DecoderStep:
             out = q.new_zeros(q.shape)
             out[:n] = F.scaled_dot_product_attention(q[:n], k, v, attn_mask=self.cross_mask,
                                                      scale=cross.scaling)
-        hidden = hidden + cross.out_proj(out.transpose(1, 2).reshape(rows, 1, -1))
+        hidden = hidden + cross.out_proj(out.transpose(1, 2).reshape(rows, new, -1))
 
         x = layer.final_layer_norm(hidden)
         hidden = hidden + layer.fc2(F.gelu(layer.fc1(x)))
         return hidden
-
-    def _prefill_layer(self, i: int, layer, hidden: torch.Tensor) -> torch.Tensor:
-        """Decoder layer ``i`` over every position of ``hidden`` (rows, positions, width) at
-        once, from an empty cache, as ``generate``'s first forward runs it: causal
-        self-attention, the same products on the same shapes."""
-        rows, length, _ = hidden.shape
-        heads, dim = self.num_heads, self.head_dim
-        attn = layer.self_attn
-        x = layer.self_attn_layer_norm(hidden)
-        q, k, v = self._projections(attn, self.qkv[i], x)
-        q = q.reshape(rows, length, heads, dim).transpose(1, 2)
-        self.keys[i][:, :, :length].copy_(k.reshape(rows, length, heads, dim).transpose(1, 2))
-        self.values[i][:, :, :length].copy_(v.reshape(rows, length, heads, dim).transpose(1, 2))
-        k, v = self.keys[i][:, :, :length], self.values[i][:, :, :length]
-        out = F.scaled_dot_product_attention(q.to(k.dtype), k, v, is_causal=True,
-                                             scale=attn.scaling).to(q.dtype)
-        hidden = hidden + attn.out_proj(out.transpose(1, 2).reshape(rows, length, -1))
-
-        cross = layer.encoder_attn
-        x = layer.encoder_attn_layer_norm(hidden)
-        q = cross.q_proj(x).reshape(rows, length, heads, dim).transpose(1, 2)
-        k, v = self.cross_keys[i], self.cross_values[i]
-        n = self.text_rows
-        out = q.new_zeros(q.shape)
-        out[:n] = F.scaled_dot_product_attention(q[:n], k, v, attn_mask=self.cross_mask,
-                                                 scale=cross.scaling)
-        hidden = hidden + cross.out_proj(out.transpose(1, 2).reshape(rows, length, -1))
-
-        x = layer.final_layer_norm(hidden)
-        return hidden + layer.fc2(F.gelu(layer.fc1(x)))
 
     def prefill(self, codes: torch.Tensor) -> torch.Tensor:
         """Every known step at once -- the start token and a primer's codes, (rows, codebooks,
@@ -234,7 +208,7 @@ class DecoderStep:
         hidden = sum(decoder.embed_tokens[k](codes[:, k]) for k in range(self.num_codebooks))
         hidden = hidden + decoder.embed_positions.weights[:length]
         for i, layer in enumerate(self.layers):
-            hidden = self._prefill_layer(i, layer, hidden)
+            hidden = self._eager_layer(i, layer, hidden, length)
         self.length = length
         # norm and heads over every position, as the model's forward, then the last one
         hidden = decoder.layer_norm(hidden)
