@@ -2,8 +2,8 @@
 
 The primer (``compose(..., primer="plan")``, the default) adds work in four places: rendering
 the count-in from the plan, encoding it with the model's EnCodec, one batched decoder pass over
-its ~94 frames (the prefill), and decoding those frames with the song before they are cut off;
-every later step also attends over ~94 more cached positions. This measures the whole of it the
+its ~47 frames (the prefill), and decoding those frames with the song before they are cut off;
+every later step also attends over ~47 more cached positions. This measures the whole of it the
 way a user meets it: the same song (musicgen-small's architecture with random weights, built
 by benchmarks/models.py and loaded through ``from_pretrained``; 4 stems; ``precision="auto"``)
 composed with ``primer="plan"`` and with ``primer=None``, alternately, in one process after one
@@ -17,6 +17,7 @@ Results go to benchmarks/RESULTS.md (``--markdown``).
 from __future__ import annotations
 
 import argparse
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -113,6 +114,106 @@ def markdown(rows: list[dict], result: dict, machine: dict, duration_s: float) -
     return "\n".join(lines)
 
 
+def _cpu(fn, repeats: int = 1) -> float:
+    """The least CPU seconds of ``repeats`` calls of ``fn`` (this process's CPU time)."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.process_time()
+        fn()
+        best = min(best, time.process_time() - start)
+    return best
+
+
+def parts(model_id: str, duration_s: float, *, probe_steps: int = 6) -> dict:
+    """The primer's added work piece by piece, in CPU seconds, on the loaded model -- each
+    piece next to what it is added to, within seconds of each other, so a busy machine
+    disturbs the ratio less than two whole songs minutes apart: rendering and encoding the
+    primers, the prefill against one step, a step over the longer cache against the plain
+    one (times the song's steps), the decode of primer + song against the song's."""
+    from dataclasses import replace
+
+    import torch
+
+    from musicstems.backends.decoding import DecoderStep, decode_audio, encode_text
+    from musicstems.backends.heard import prepare_heard
+    from musicstems.backends.musicgen import _model_inputs, load_model
+    from musicstems.backends.primer import encode_primers
+    from musicstems.plan import make_plan
+    from musicstems.spec import build_prompts, validate_compose_args
+
+    loaded = load_model(model_id, device="cpu", precision="auto", quiet=True)
+    model = loaded.model
+    spec = validate_compose_args(STEMS, **SONG, duration_s=duration_s, seed=0, model=model_id,
+                                 progress=False)
+    plan = make_plan(spec)
+    spec = replace(spec, prompts=build_prompts(spec, bpm=plan.bpm, key=plan.key))
+    stems = spec.stems
+    inputs, sampling, num_samples = _model_inputs(loaded, stems, spec)
+    steps, batch = sampling.max_new_tokens, len(stems)
+    out = {"precision": loaded.precision, "steps": steps}
+    with torch.inference_mode():
+        heard = []
+        out["render"] = _cpu(lambda: heard.append(prepare_heard(
+            stems, plan, spec, model, loaded.sample_rate, num_samples)))
+        heard = heard[-1]
+        primer_frames = heard.primer_samples // math.prod(
+            model.config.audio_encoder.upsampling_ratios)
+        out["primer_frames"] = primer_frames
+        out["encode"] = _cpu(lambda: encode_primers(model, heard.values), 2)
+        states, mask = encode_text(model, inputs["input_ids"], inputs["attention_mask"],
+                                   guided=True)
+        rows, k = 2 * batch, model.config.decoder.num_codebooks
+        vocab = int(model.config.audio_encoder.codebook_size)
+        length = 1 + primer_frames + steps
+
+        # one capacity for every step object, so TorchScript sees the same buffers throughout
+        capacity = 1 + primer_frames + steps // 2 + probe_steps
+
+        def filled(known: int):
+            step = DecoderStep(model, rows, capacity, loaded.prepared)
+            step.set_encoder(states, mask)
+            codes = torch.randint(0, vocab, (rows, k, known))
+            return step, codes, _cpu(lambda: step.prefill(codes))
+
+        def step_at(known: int) -> float:
+            """CPU seconds of one step after ``known`` cached positions (the least of
+            ``probe_steps``)."""
+            step, codes, _ = filled(known)
+            return min(_cpu(lambda: step(codes[:, :, 0])) for _ in range(probe_steps))
+
+        step_at(1 + steps // 2)  # warm-up: TorchScript optimises over its first calls
+        out["prefill"] = filled(1 + primer_frames)[2]  # the song's: start token + primer
+        # a step in the middle of the song, with and without the primer's positions cached
+        long_step, short_step = step_at(1 + primer_frames + steps // 2), step_at(1 + steps // 2)
+        out["plain_step"] = short_step
+        out["steps_longer"] = (long_step - short_step) * steps
+        frames = math.ceil(num_samples / loaded.sample_rate * loaded.frame_rate)
+        song = torch.randint(0, vocab, (1, batch, k, frames + primer_frames))
+        # the least of two: the windowed codec's first call at a new length costs seconds more
+        out["decode_plain"] = _cpu(lambda: decode_audio(model, song[..., :frames]), 2)
+        out["decode_primer"] = _cpu(lambda: decode_audio(model, song), 2) - out["decode_plain"]
+        out["text"] = _cpu(lambda: encode_text(model, inputs["input_ids"],
+                                               inputs["attention_mask"], guided=True))
+    out["plain_generation"] = out["text"] + steps * short_step + out["decode_plain"]
+    out["added"] = (out["render"] + out["encode"] + out["prefill"] + out["steps_longer"]
+                    + out["decode_primer"] - short_step)  # the prefill replaces the first step
+    out["cost"] = out["added"] / out["plain_generation"]
+    return out
+
+
+def parts_markdown(p: dict, duration_s: float) -> str:
+    return "\n".join([
+        f"Piece by piece (`--parts`; CPU seconds of this process; {len(STEMS)} stems of "
+        f"{duration_s:g} s, {p['steps']} steps, {p['precision']}, a primer of "
+        f"{p['primer_frames']} frames): rendering the primers {p['render']:.2f} s, encoding "
+        f"them {p['encode']:.2f} s, the prefill {p['prefill']:.2f} s (in place of a first step "
+        f"of {p['plain_step']:.3f} s), the steps over the longer cache "
+        f"{p['steps_longer']:+.2f} s, decoding the primer's frames {p['decode_primer']:.2f} s: "
+        f"**{p['added']:.2f} s added to {p['plain_generation']:.1f} s of plain generation "
+        f"({p['cost']:+.1%})** (text encoder {p['text']:.2f} s + {p['steps']} x "
+        f"{p['plain_step']:.3f} s + decode {p['decode_plain']:.2f} s).", ""])
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_primer")
     parser.add_argument("--duration", type=float, default=10.0, help="song length, s")
@@ -120,8 +221,17 @@ def main(argv=None) -> None:
     parser.add_argument("--models", default=str(Path(tempfile.gettempdir())
                                                / "musicstems-bench-models"))
     parser.add_argument("--markdown", help="append the table to this file")
+    parser.add_argument("--parts", action="store_true",
+                        help="only the added work piece by piece, in CPU seconds (a minute)")
     args = parser.parse_args(argv)
     model = str(build_model("small", Path(args.models) / "small"))
+    if args.parts:
+        text = parts_markdown(parts(model, args.duration), args.duration)
+        print(text)
+        if args.markdown:
+            with open(args.markdown, "a", encoding="utf-8") as file:
+                file.write(text + "\n")
+        return
     rows = measure(model, args.duration, args.pairs)
     result = summary(rows)
     text = markdown(rows, result, describe(), args.duration)

@@ -8,13 +8,13 @@ Both are plain numpy, made from the song's :class:`~musicstems.plan.Plan` by the
 plan's tempo and key: the stem's own planned part (its first bar: the drums' groove, the bass's
 roots, the pads' chords), else a click on every beat for drums or the song's first chord for a
 tonal stem when the part is silent there. Its length is :func:`primer_beats` whole beats --
-one bar of 4/4 at 120 bpm and above, fewer at slower tempos, so it never passes
-:data:`PRIMER_MAX_S` -- ending exactly on a downbeat, so the song's first sample, right after
-the primer, falls on the plan's beat 1. Why about 2 s: it holds three or four beats (a tempo
-and a meter to continue) and a chord (a key), while the 30 s window MusicGen was trained on
-stays the song's, and the primer's own frames -- encoded, run through the decoder in one
-batched pass, decoded and cut off again -- cost a few percent of a 10 s song
-(docs/backends.md). The primer window is a whole number of codec frames; the leading fraction
+the bar's last two at 120 bpm (one at 60 bpm and below, three from 180 bpm), never more than
+:data:`PRIMER_MAX_S` but for a single beat below 60 bpm -- ending exactly on a downbeat, so the song's first sample, right
+after the primer, falls on the plan's beat 1. Why at most 1 s: two beats are a tempo to
+continue and a chord a key, while the primer's cost stays small -- every later step attends
+over its cached positions, and it is encoded, run through the decoder, decoded and cut off
+again: a 2 s bar cost about 21 % of a 10 s song's generation, 1 s about 5 %
+(benchmarks/RESULTS.md). The primer window is a whole number of codec frames; the leading fraction
 of a frame before the first beat is silence.
 
 **Chroma** (MusicGen-Melody): with a melody model each tonal stem is conditioned on the
@@ -39,7 +39,7 @@ __all__ = ["PRIMER_MAX_S", "Primer", "primer_beats", "render_primers", "check_co
            "is_melody_model", "stem_roles", "chroma", "Melody", "melodies"]
 
 #: The longest primer, in seconds (see the module's docstring for why).
-PRIMER_MAX_S = 2.0
+PRIMER_MAX_S = 1.0
 _CLICK_KEY, _ACCENT_KEY = 42, 37  # GM closed hat on the beats, rim shot on the downbeat
 _QUIET = 1e-4  # peak below which a rendered part counts as silent (-80 dBFS)
 

@@ -100,7 +100,7 @@ def compose(
     progress : bool
         Show a progress bar (terminal or Jupyter). ``False`` prints nothing.
     primer : {"plan", None}
-        ``"plan"`` (musicgen backend): each stem continues a count-in of at most 2 s rendered
+        ``"plan"`` (musicgen backend): each stem continues a count-in of at most 1 s rendered
         from the plan at its tempo and key (the stem's planned first bar), cut off again
         afterwards; ``None``: the text alone. The sketch backend renders the plan itself and
         takes no primer. docs/backends.md.

@@ -145,8 +145,8 @@ def test_tonal_stems_follow_their_planned_part_and_drums_nothing(melody_model):
     assert entries["drums"] is None and off.manifest["stems"]["bass"]["harmony"] is None
     for name in ("bass", "pads"):
         assert entries[name]["source"] == "plan part"
-        # primer (94 frames of 640 samples) + song, in 4096-sample chroma frames
-        assert entries[name]["frames"] == 1 + (94 * 640 + round(0.6 * 32000)) // 4096
+        # primer (47 frames of 640 samples) + song, in 4096-sample chroma frames
+        assert entries[name]["frames"] == 1 + (47 * 640 + round(0.6 * 32000)) // 4096
         assert not np.array_equal(song.stems[name], off.stems[name])
     # drums hear no chroma either way: the same audio with harmony on and off
     np.testing.assert_array_equal(song.stems["drums"], off.stems["drums"])

@@ -167,7 +167,9 @@ def test_primers_are_whole_frames_that_end_on_the_downbeat():
             assert samples % HOP == 0 and sounding <= samples < sounding + HOP
             assert not primer.audio[:, :samples - sounding].any()  # silence before beat 1
             assert np.abs(primer.audio).max() == pytest.approx(0.5, abs=1e-6)
-            assert primer.source == "plan part"
+            # the bass's first bar rests on its last beats at these tempos: its chord's root
+            assert primer.source == ("first chord" if name == "bass" and bpm > 100
+                                     else "plan part"), (bpm, name)
 
 
 def test_a_silent_part_gets_a_click_on_the_beats():
@@ -184,14 +186,17 @@ def test_a_silent_part_gets_a_click_on_the_beats():
     primers = render_primers(replace(plan, parts=silent), ["drums", "pads"], 32000, HOP)
     assert (primers["drums"].source, primers["pads"].source) == ("click", "first chord")
     click = np.abs(primers["drums"].audio[0])
-    # four hits, 0.5 s apart, the last beat ending the window: onsets where the level rises
-    # above -40 dBFS after 64 samples below it (padded, so a hit on the first sample counts)
-    loud = np.concatenate([np.zeros(64), click]) > 0.01
-    onsets = [i - 64 for i in range(64, loud.size) if loud[i] and not loud[i - 64:i].any()]
+    # two hits (1 s of 0.5 s beats), the last ending the window: onsets where the level rises
+    # above -40 dBFS after a 16th note (4000 samples) below it -- the hat's own noise bursts
+    # come sooner -- padded, so a hit on the first sample counts
+    quiet = 4000
+    loud = np.concatenate([np.zeros(quiet), click]) > 0.01
+    onsets = [i - quiet for i in range(quiet, loud.size)
+              if loud[i] and not loud[i - quiet:i].any()]
     window = click.size
-    beats = [window - round(k * 0.5 * 32000) for k in (4, 3, 2, 1)]
+    beats = [window - round(k * 0.5 * 32000) for k in (2, 1)]
     # each hit starts on its beat; the hat's noise rises over its first 5 samples (0.16 ms)
-    assert len(onsets) == 4 and all(0 <= o - b <= 8 for o, b in zip(onsets, beats)), onsets
+    assert len(onsets) == 2 and all(0 <= o - b <= 8 for o, b in zip(onsets, beats)), onsets
 
 
 def test_compose_with_a_primer_keeps_every_length_and_records_it(tiny_model):
@@ -201,13 +206,23 @@ def test_compose_with_a_primer_keeps_every_length_and_records_it(tiny_model):
                        primer=primer)
 
     primed, again, plain = song("plan"), song("plan"), song(None)
+    from musicstems.conditioning import render_primers
+    from musicstems.plan import make_plan
+    from musicstems.spec import validate_compose_args
+
+    made = render_primers(make_plan(validate_compose_args(
+        STEMS, bpm=128, key="A minor", duration_s=1.3, seed=7, model=tiny_model)),
+        list(STEMS), 32000, HOP)
     for name in STEMS:
         assert primed.stems[name].shape == (1, round(1.3 * 32000))
         np.testing.assert_array_equal(primed.stems[name], again.stems[name])
         assert not np.array_equal(primed.stems[name], plain.stems[name])
         entry = primed.manifest["stems"][name]["primer"]
-        assert entry["source"] == "plan part" and entry["beats"] == 4
-        assert entry["seconds"] == 94 * HOP / 32000  # 4 beats at 128 bpm = 93.75 frames
+        # what the renderer decided for this plan (a part resting on those beats gets its
+        # chord instead: test_a_silent_part_gets_a_click_on_the_beats)
+        assert entry["source"] == made[name].source
+        assert entry["beats"] == 2
+        assert entry["seconds"] == 47 * HOP / 32000  # 2 beats at 128 bpm = 46.875 frames
         assert plain.manifest["stems"][name]["primer"] is None
     assert primed.mix.shape[-1] == round(1.3 * 32000)
     assert "primer" not in plain.manifest["backend"]  # a song without one reports as before
