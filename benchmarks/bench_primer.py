@@ -11,6 +11,10 @@ warm-up song, so the two are measured under the same conditions. The machine is 
 song's row says how much CPU other processes took meanwhile (``busy``), and the cost is taken
 from the pair of runs that were least disturbed.
 
+``--parts`` measures the added pieces one by one instead, in this process's CPU seconds, each
+next to what it is added to (:func:`parts`): on a busy machine the two whole songs, minutes
+apart, meet different loads, while the pieces are measured within seconds of each other.
+
 Results go to benchmarks/RESULTS.md (``--markdown``).
 """
 
@@ -124,7 +128,7 @@ def _cpu(fn, repeats: int = 1) -> float:
     return best
 
 
-def parts(model_id: str, duration_s: float, *, probe_steps: int = 6) -> dict:
+def parts(model_id: str, duration_s: float, *, probe_steps: int = 12) -> dict:
     """The primer's added work piece by piece, in CPU seconds, on the loaded model -- each
     piece next to what it is added to, within seconds of each other, so a busy machine
     disturbs the ratio less than two whole songs minutes apart: rendering and encoding the
@@ -167,7 +171,7 @@ def parts(model_id: str, duration_s: float, *, probe_steps: int = 6) -> dict:
         length = 1 + primer_frames + steps
 
         # one capacity for every step object, so TorchScript sees the same buffers throughout
-        capacity = 1 + primer_frames + steps // 2 + probe_steps
+        capacity = 1 + primer_frames + steps // 2 + 2 * probe_steps
 
         def filled(known: int):
             step = DecoderStep(model, rows, capacity, loaded.prepared)
@@ -175,16 +179,16 @@ def parts(model_id: str, duration_s: float, *, probe_steps: int = 6) -> dict:
             codes = torch.randint(0, vocab, (rows, k, known))
             return step, codes, _cpu(lambda: step.prefill(codes))
 
-        def step_at(known: int) -> float:
-            """CPU seconds of one step after ``known`` cached positions (the least of
-            ``probe_steps``)."""
-            step, codes, _ = filled(known)
-            return min(_cpu(lambda: step(codes[:, :, 0])) for _ in range(probe_steps))
-
-        step_at(1 + steps // 2)  # warm-up: TorchScript optimises over its first calls
+        # a step in the middle of the song with and without the primer's positions cached,
+        # called alternately so that a busy machine slows both alike; medians
+        pair = [filled(1 + primer_frames + steps // 2), filled(1 + steps // 2)]
+        times = ([], [])
+        for index in range(2 * probe_steps):
+            step, codes, _ = pair[index % 2]
+            times[index % 2].append(_cpu(lambda: step(codes[:, :, 0])))
+        # medians, without each one's first call (TorchScript warming up)
+        long_step, short_step = (sorted(t[1:])[len(t[1:]) // 2] for t in times)
         out["prefill"] = filled(1 + primer_frames)[2]  # the song's: start token + primer
-        # a step in the middle of the song, with and without the primer's positions cached
-        long_step, short_step = step_at(1 + primer_frames + steps // 2), step_at(1 + steps // 2)
         out["plain_step"] = short_step
         out["steps_longer"] = (long_step - short_step) * steps
         frames = math.ceil(num_samples / loaded.sample_rate * loaded.frame_rate)

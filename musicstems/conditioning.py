@@ -13,7 +13,7 @@ the bar's last two at 120 bpm (one at 60 bpm and below, three from 180 bpm), nev
 after the primer, falls on the plan's beat 1. Why at most 1 s: two beats are a tempo to
 continue and a chord a key, while the primer's cost stays small -- every later step attends
 over its cached positions, and it is encoded, run through the decoder, decoded and cut off
-again: a 2 s bar cost about 21 % of a 10 s song's generation, 1 s about 5 %
+again: a 2 s bar cost about 21-24 % of a 10 s song's generation, 1 s 6-8 %
 (benchmarks/RESULTS.md). The primer window is a whole number of codec frames; the leading fraction
 of a frame before the first beat is silence.
 
