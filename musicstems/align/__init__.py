@@ -31,8 +31,8 @@ from ..spec import Key
 from .common import ANALYSIS_SR, _analysis_copy
 from .engines import _engine, _place, _stretch_and_shift
 from .inputs import _check_inputs
-from .key import MIN_KEY_CORRELATION, _align_key
-from .tempo import MIN_BEAT_CONFIDENCE, _align_tempo
+from .key import MIN_KEY_CORRELATION, KeyDecision, _align_key
+from .tempo import MIN_BEAT_CONFIDENCE, TempoDecision, _align_tempo
 
 __all__ = ["align_stems", "AlignedStems", "ANALYSIS_SR", "MIN_BEAT_CONFIDENCE",
            "MIN_KEY_CORRELATION"]
@@ -80,6 +80,7 @@ def align_stems(
     beat_offset: bool = True,
     pitch_shift: bool = True,
     reference: str | None = None,
+    length: int | None = None,
 ) -> AlignedStems:
     """Align the tempo, beat grid and key of separately generated stems.
 
@@ -130,46 +131,39 @@ def align_stems(
     >>> round(out.report["clicks"]["stretch_ratio"], 2), out.stems["clicks"].shape == clicks.shape
     (0.96, True)
     """
-    audio, sample_rate, bpm, target_key, reference = _check_inputs(
+    audio, sample_rate, bpm, target_key, reference, length = _check_inputs(
         stems, sample_rate, bpm=bpm, key=key, stretch=stretch, beat_offset=beat_offset,
-        pitch_shift=pitch_shift, reference=reference)
-    num_samples = next(iter(audio.values())).shape[-1]
-    duration_s = num_samples / sample_rate
-
+        pitch_shift=pitch_shift, reference=reference, length=length)
+    durations_s = {name: y.shape[-1] / sample_rate for name, y in audio.items()}
     mono = {name: _analysis_copy(y, sample_rate) for name, y in audio.items()}
-    report = {name: {"detected_bpm": None, "stretch_ratio": 1.0, "offset_s": 0.0,
-                     "detected_key": None, "semitones": 0,
-                     "confidence": {"beat": None, "key": None},
-                     "skipped_reason": None, "engine": None} for name in audio}
-    reasons: dict[str, list[str]] = {name: [] for name in audio}
 
-    rates = {name: 1.0 for name in audio}
-    offsets_s = {name: 0.0 for name in audio}
     target_bpm = grid_stem = None
+    tempo = {name: TempoDecision() for name in audio}
     if stretch or beat_offset:
-        target_bpm, grid_stem = _align_tempo(mono, duration_s, bpm, reference, stretch,
-                                             beat_offset, rates, offsets_s, report, reasons)
-
-    semitones = {name: 0 for name in audio}
+        target_bpm, grid_stem, tempo = _align_tempo(mono, durations_s, bpm, reference, stretch,
+                                                    beat_offset)
     key_name = None
+    tonal = {name: KeyDecision() for name in audio}
     if pitch_shift:
-        key_name = _align_key(mono, duration_s, target_key, reference, semitones, report,
-                              reasons)
+        key_name, tonal = _align_key(mono, durations_s, target_key, reference)
 
     preferred = _engine()
     out: dict[str, np.ndarray] = {}
+    report: dict[str, dict[str, Any]] = {}
     for name, y in audio.items():
+        rate, semitones = tempo[name].rate, tonal[name].semitones
         engine = None
-        if rates[name] != 1.0 or semitones[name] != 0:
-            y, engine = _stretch_and_shift(y, sample_rate, rates[name], semitones[name],
-                                           preferred)
-        shift = int(round(offsets_s[name] * sample_rate))
-        out[name] = _place(y, shift, num_samples)
-        entry = report[name]
-        entry["stretch_ratio"] = round(rates[name], 6)
-        entry["offset_s"] = round(shift / sample_rate, 5)
-        entry["semitones"] = semitones[name]
-        entry["engine"] = engine
-        entry["skipped_reason"] = "; ".join(reasons[name]) or None
+        if rate != 1.0 or semitones != 0:
+            y, engine = _stretch_and_shift(y, sample_rate, rate, semitones, preferred)
+        shift = int(round(tempo[name].offset_s * sample_rate))
+        out[name] = _place(y, shift, length)
+        report[name] = {
+            "detected_bpm": tempo[name].detected_bpm, "stretch_ratio": round(rate, 6),
+            "offset_s": round(shift / sample_rate, 5), "detected_key": tonal[name].detected_key,
+            "semitones": semitones,
+            "confidence": {"beat": tempo[name].confidence, "key": tonal[name].confidence},
+            "tempo_source": tempo[name].source,
+            "skipped_reason": "; ".join(tempo[name].reasons + tonal[name].reasons) or None,
+            "engine": engine}
     return AlignedStems(stems=out, bpm=None if target_bpm is None else round(target_bpm, 3),
                         key=key_name, report=report, reference=grid_stem)
