@@ -455,11 +455,11 @@ def test_bad_input_is_refused_naming_the_stem_and_the_problem(stems, kwargs, wor
 
 LSR = 16000  # the synth's voices stay below 8 kHz; analysis runs at 11025 Hz anyway
 LEGATO_BPM = 100.0
-# (tempo factor, delay in beats, semitones); drums are the grid. Strings and voice have slow
-# attacks: their tempo is corrected, their grid is not (docs/alignment.md, Limits).
-LEGATO = {"drums": (1.0, 0.0, 0), "bass": (0.95, 0.3, 0), "lead": (1.06, -0.4, 2),
-          "organ": (0.93, 0.45, 0), "strings": (1.04, 0.0, 0), "voice": (0.97, 0.0, 0)}
-ON_GRID = ("drums", "bass", "lead", "organ")
+# (tempo factor, delay in beats, semitones); the drums are the grid (stretched to the target,
+# never shifted). Strings (220 ms attack) and voice (400 ms) are the slow-attack cases whose beat
+# phase comes from note starts (align/novelty.py).
+LEGATO = {"drums": (1.03, 0.0, 0), "bass": (0.95, 0.3, 0), "lead": (1.06, -0.4, 2),
+          "organ": (0.93, 0.45, 0), "strings": (1.04, 0.35, 0), "voice": (0.97, -0.25, 0)}
 
 
 def _envelope(audio, sr=LSR):
@@ -480,20 +480,25 @@ def local_lags_s(audio, truth, sr=LSR, window_s=6.0, reach_s=1.6):
     good to about 10 ms: 45 ms of drift over the 12.6 s span is 0.35 %, the 1 % bar 126 ms.
     Shorter windows hold too few notes: a line of even quarter notes matches itself a beat
     off."""
+    import scipy.signal
+
     a, b = _envelope(audio), _envelope(truth)
     a = np.pad(a, ((0, 0), (0, max(0, b.shape[1] - a.shape[1]))))
     hop_s = 160 / sr
     width, reach = int(window_s / hop_s), int(reach_s / hop_s)
     first, last = int(0.6 / hop_s), int((truth.shape[-1] / sr - 0.6) / hop_s) - width
     lags = []
+    padded = np.pad(a, ((0, 0), (reach, reach)))
     for lo in (first, (first + last) // 2, last):
         ref = b[:, lo:lo + width]
-        scores = [float(np.vdot(ref, a[:, lo + k:lo + k + width]))
-                  if lo + k >= 0 and lo + k + width <= a.shape[1] else -np.inf
-                  for k in range(-reach, reach + 1)]
+        # scores[k + reach] = <ref, a[:, lo + k:lo + k + width]>, summed over bins (FFT-based);
+        # lags that reach outside the stem do not count.
+        scores = scipy.signal.fftconvolve(padded[:, lo:lo + width + 2 * reach], ref[:, ::-1],
+                                          mode="valid", axes=1).sum(axis=0)
+        k = np.arange(-reach, reach + 1)
+        scores[(lo + k < 0) | (lo + k + width > a.shape[1])] = -np.inf
         # Of equal peaks, the nearest: drums repeat bar after bar, sample for sample, so a lag
         # of one bar scores as well as none.
-        scores = np.array(scores)
         near = np.flatnonzero(scores >= scores.max() - 1e-9 * abs(scores.max()))
         lags.append((near[np.argmin(np.abs(near - reach))] - reach) * hop_s)
     return np.array(lags), (last - first) * hop_s
@@ -528,10 +533,11 @@ def test_legato_lines_are_put_on_tempo_and_on_the_grid(legato):
             assert abs(drift_before) / span_s > 0.01, (name, before)
         assert tempo_error <= 0.01, (name, after, report)
         assert abs(drift_after) <= 0.045, (name, after, report)
-        if name in ON_GRID:
-            if LEGATO[name][1] != 0.0:
-                assert np.max(np.abs(before)) > 0.05, (name, before)
-            assert np.max(np.abs(after)) <= 0.05, (name, after, report)
+        # One grid: every stem within 50 ms of its own true rendering, which the drums (the
+        # grid) are too. The control: every delayed stem starts more than 50 ms off.
+        if LEGATO[name][1] != 0.0:
+            assert np.max(np.abs(before)) > 0.05, (name, before)
+        assert np.max(np.abs(after)) <= 0.05, (name, after, report)
         assert report["confidence"]["beat"] is not None
 
 
@@ -568,13 +574,37 @@ def test_aligned_legato_lines_are_left_bit_identical():
         assert aligned.report[name]["engine"] is None, name
 
 
-def test_a_sketch_bass_late_and_slow_is_put_on_tempo_and_on_the_grid():
-    truth = sketch_part("synth bass", sr=LSR)
-    late = sketch_part("synth bass", factor=0.95, delay_beats=0.3, sr=LSR)
-    drums = sketch_part("drums", role_name="drums", sr=LSR)
-    aligned = align_stems({"drums": drums, "bass": late}, LSR, bpm=120.0, key="A minor",
-                          reference="drums")
+@pytest.fixture(scope="module")
+def sketch_drums():
+    return sketch_part("drums", role_name="drums", sr=LSR)
+
+
+@pytest.mark.parametrize("prompt", ["synth bass", "sub bass"])
+def test_a_sketch_bass_slow_late_and_transposed_is_put_on_tempo_and_on_the_grid(prompt,
+                                                                                sketch_drums):
+    # The issue's case: the sketch backend's own bass, 5 % slow, 0.3 beat late, +2 semitones.
+    # Tempo and grid are restored. The key is not: these lines hold two or three roots (A-D,
+    # A-D-E), which +2 turns into B-E(-F#), still notes of A minor (ii-v), so the key step
+    # leaves them alone and says why (docs/alignment.md, Limits).
+    truth = sketch_part(prompt, sr=LSR)
+    late = sketch_part(prompt, factor=0.95, delay_beats=0.3, semitones=2, sr=LSR)
+    aligned = align_stems({"drums": sketch_drums, "bass": late}, LSR, bpm=120.0,
+                          key="A minor", reference="drums")
     before, span_s = local_lags_s(late, truth)
     after, _ = local_lags_s(aligned.stems["bass"], truth)
+    report = aligned.report["bass"]
     assert abs(before[-1] - before[0]) / span_s > 0.01 and np.max(np.abs(before)) > 0.05
-    assert abs(after[-1] - after[0]) <= 0.045 and np.max(np.abs(after)) <= 0.05, after
+    assert abs(after[-1] - after[0]) <= 0.045 and np.max(np.abs(after)) <= 0.05, (after, report)
+    assert report["stretch_ratio"] == pytest.approx(1 / 0.95, rel=0.01)
+    assert report["confidence"]["beat"] is not None and report["confidence"]["key"] is not None
+    assert report["semitones"] == 0 and "key:" in report["skipped_reason"], report
+
+
+@pytest.mark.parametrize("prompt", ["synth bass", "sub bass"])
+def test_a_sketch_bass_on_the_grid_is_left_bit_identical(prompt, sketch_drums):
+    truth = sketch_part(prompt, sr=LSR)
+    aligned = align_stems({"drums": sketch_drums, "bass": truth}, LSR, bpm=120.0,
+                          key="A minor", reference="drums")
+    for name, y in (("drums", sketch_drums), ("bass", truth)):
+        np.testing.assert_array_equal(aligned.stems[name], y)
+        assert aligned.report[name]["engine"] is None, name

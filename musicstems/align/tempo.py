@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .common import ANALYSIS_SR, _pick
-from .novelty import _novelties
+from .novelty import _note_starts, _novelties, _rise_phase_s
 
 _HOP = 128            # onset envelope hop: 11.6 ms at ANALYSIS_SR
 _ONSET_N_FFT = 512    # 46 ms: short enough that bass and clicks peak within ~2 ms of each other
@@ -55,9 +55,13 @@ _LOW_CONFIDENCE_FACTORS = (1.0, 2.0, 0.5, 4.0, 0.25)
 #: below 0.03, the legato lines of musicstems.testing 0.2-0.6 on their clearest envelope.
 _MIN_LOW_CONFIDENCE = 0.05
 #: Tolerances for tempo read from note changes, whose peaks are broader than onsets: those
-#: lines rendered at the true tempo read within 0.15 % of it, and their phase within 15 ms.
+#: lines rendered at the true tempo read within 0.15 % of it. Their beat phase comes from note
+#: starts (:func:`.novelty._rise_phase_s`), which date attacks of 2-400 ms (plucked bass to
+#: choir) within 35 ms of one another, bowed strings the latest: a shift smaller than 40 ms
+#: cannot be told from the attack, and is left out, so such stems already on the grid stay
+#: bit-identical and one off by more is moved to within the attack spread.
 _CHANGES_STRETCH_TOLERANCE = 3e-3
-_CHANGES_MIN_OFFSET_S = 0.02
+_CHANGES_MIN_OFFSET_S = 0.04
 
 
 @dataclass
@@ -271,23 +275,31 @@ def _align_tempo(mono: dict[str, np.ndarray], durations_s: dict[str, float], bpm
         # except for a stem at 2/3 of the target tempo (factor 3/2): it pulses every 1.5 beats,
         # which no one-beat pulse train fits, so its own pulse is used.
         phase_bpm = rhythm.bpm * factor if factor <= 1.0 or factor.is_integer() else rhythm.bpm
-        moved[name] = (rate, _beat_phase_s(rhythm.envelope, phase_bpm) / rate, rhythm)
+        moved[name] = (rate, phase_bpm, rhythm)
 
     offsets_s = {name: 0.0 for name in mono}
     if beat_offset and grid_stem is not None:
         beat_s = 60.0 / target_bpm
-        grid_phase = moved[grid_stem][1]
-        for name, (_, phase, rhythm) in moved.items():
+        grid_rate, grid_phase_bpm, grid_rhythm = moved[grid_stem]
+        grid_onset_phase = _beat_phase_s(grid_rhythm.envelope, grid_phase_bpm) / grid_rate
+        grid_start_phase = None  # the grid stem's note starts, measured when first needed
+        for name, (rate, phase_bpm, rhythm) in moved.items():
             if name == grid_stem:
                 continue
-            if rhythm.source == "chroma contrast":
-                # Its peaks sit where the new note has taken over, which is late by the attack:
-                # 100-200 ms on the synth's bowed strings and choir. Tempo only.
-                notes[name].append("beat grid: not shifted (its beat phase, read from chroma "
-                                   "contrast, is late by the note's attack)")
-                continue
+            if rhythm.source == "onsets" and grid_rhythm.source == "onsets":
+                # Onsets date every attack alike: the pulse fit on both is compared.
+                grid_phase = grid_onset_phase
+                phase = _beat_phase_s(rhythm.envelope, phase_bpm) / rate
+                least = _MIN_OFFSET_S
+            else:
+                # A note-change reading peaks late by the note's attack: note starts on both.
+                if grid_start_phase is None:
+                    grid_start_phase = _rise_phase_s(
+                        _note_starts(mono[grid_stem], _HOP), grid_phase_bpm, _HOP) / grid_rate
+                grid_phase = grid_start_phase
+                phase = _rise_phase_s(_note_starts(mono[name], _HOP), phase_bpm, _HOP) / rate
+                least = _CHANGES_MIN_OFFSET_S
             offset = (grid_phase - phase + beat_s / 2) % beat_s - beat_s / 2
-            least = _MIN_OFFSET_S if rhythm.source == "onsets" else _CHANGES_MIN_OFFSET_S
             offsets_s[name] = offset if abs(offset) >= least else 0.0
     decisions = {}
     for name in mono:
