@@ -10,8 +10,10 @@ The package holds one job per module, and data flows one way through them:
   picked when the reference does not qualify.
 * ``tempo``: tempo (onset envelope, periodicity refinement, half / double / 2:3 folding), beat
   confidence and the beat-grid offset.
-* ``key``: chroma, Krumhansl-Schmuckler key profiles, key confidence and the transposition that
-  puts a stem in the target scale.
+* ``novelty``: note-change envelopes (chroma flux, chroma contrast) and note starts, for stems
+  without percussive onsets.
+* ``key``: chroma, Krumhansl-Kessler key profiles, key confidence and the transposition that
+  puts a stem in the song's key.
 * ``engines``: time-stretching and pitch-shifting (librosa's phase vocoder, or pyrubberband), and
   placing the result on the grid.
 
@@ -45,20 +47,23 @@ class AlignedStems:
     Attributes
     ----------
     stems : dict of str -> np.ndarray [shape=(channels, samples)], float32
-        The aligned stems, each exactly as long as its input.
+        The aligned stems, all ``length`` samples long (the longest input's by default).
     bpm : float or None
         Tempo of the common beat grid, in beats per minute: ``bpm`` when it was given (and
         ``stretch`` is on), else the measured tempo of the reference stem. ``None`` when both
         ``stretch`` and ``beat_offset`` are off, or no tempo was given and none was measured.
     key : str or None
         Target key, e.g. ``"A minor"``: ``key`` when it was given, else the key of the reference
-        (or most tonal) stem. Tonal stems are now in it or in its relative major/minor. ``None``
+        (when tonal) or of the tonal stems' shared chroma. Tonal stems that were clearly
+        transposed are now in it or its relative major/minor; ambiguous ones are left. ``None``
         when ``pitch_shift`` is off, or no key was given and no stem has a clear one.
     report : dict of str -> dict
         Per stem: ``detected_bpm``, ``stretch_ratio`` (speed factor applied, > 1 is faster),
         ``offset_s`` (shift applied, > 0 is later), ``detected_key``, ``semitones`` (applied),
-        ``confidence`` (``{"beat": ..., "key": ...}``), ``skipped_reason`` (``None`` or why an
-        axis was left alone) and ``engine`` (what stretched or shifted it, ``None`` if nothing).
+        ``confidence`` (``{"beat": ..., "key": ...}``, whether or not the stem was moved),
+        ``tempo_source`` (the envelope the tempo was read from: ``"onsets"``, ``"chroma flux"``
+        or ``"chroma contrast"``), ``skipped_reason`` (``None`` or why an axis was left alone)
+        and ``engine`` (what stretched or shifted it, ``None`` if nothing).
     reference : str or None
         The stem whose beat grid the others were moved to (it is never shifted).
     """
@@ -87,7 +92,7 @@ def align_stems(
     Parameters
     ----------
     stems : dict of str -> np.ndarray [shape=(channels, samples) or (samples,)]
-        Floating-point audio in [-1, 1], all the same length. A value may also be an
+        Floating-point audio in [-1, 1]; lengths may differ. A value may also be an
         ``(array, sample_rate)`` pair, whose rate must equal ``sample_rate``.
     sample_rate : int in [8000, 384000], Hz
         Sample rate of every stem.
@@ -96,30 +101,35 @@ def align_stems(
         most rhythmic stem) is followed.
     key : str or Key, optional
         Target key such as ``"A minor"`` or ``"F#m"``. When omitted, the key of ``reference``
-        (or of the most clearly tonal stem) is followed.
+        (when it is tonal), else of the tonal stems' shared chroma, is followed.
     stretch : bool
         Time-stretch rhythmic stems to the target tempo.
     beat_offset : bool
-        Shift rhythmic stems by up to half a beat so their beats land on the reference's grid.
+        Shift stems with a beat (from onsets or note changes) by up to half a beat so their
+        beats land on the reference's grid.
     pitch_shift : bool
-        Transpose tonal stems to the target key (or its relative) by at most 6 semitones.
+        Transpose tonal stems into the target key (or its relative) by at most 6 semitones,
+        only when the transposition clearly beats none (``docs/alignment.md``).
     reference : str, optional
         Name of the stem that sets the beat grid, and the tempo and key when ``bpm`` / ``key``
-        are not given. Defaults to the most rhythmic stem (grid, tempo) and the most tonal stem
-        (key).
+        are not given. Defaults to the most rhythmic stem (grid, tempo) and the tonal stems'
+        shared chroma (key).
+    length : int > 0, optional, samples
+        Length of every output stem (cut or zero-padded at the end). Defaults to the longest
+        input.
 
     Returns
     -------
     AlignedStems
-        ``stems`` (float32, (channels, samples), input lengths to the sample), ``bpm``, ``key``,
+        ``stems`` (float32, (channels, length), exact to the sample), ``bpm``, ``key``,
         ``report`` and ``reference``.
 
     Raises
     ------
     MusicStemsError
         For a bad argument or stem (wrong shape or type, empty, silent, NaN/inf samples, another
-        sample rate, different lengths, bpm outside [20, 300], an unknown key, an unknown
-        reference), before any audio is processed.
+        sample rate, a length that is not a positive int, bpm outside [20, 300], an unknown
+        key, an unknown reference), before any audio is processed.
 
     Examples
     --------

@@ -1,14 +1,18 @@
-"""Key of each stem, measured on its chroma, and the transposition that puts it in the target key.
+"""Key of each stem, measured on its chroma, and the transposition that puts it in the song's key.
 
-* **Key.** The summed constant-Q chroma (``librosa.feature.chroma_cqt``) is correlated with the
-  24 rotations of the Krumhansl-Kessler major/minor profiles (Krumhansl 1990, as used in the
-  Krumhansl-Schmuckler algorithm) to tell tonal stems from the rest. The transposition, within
-  +-6 semitones, is the one that leaves the least chroma outside the target key's scale (a key
-  and its relative major/minor share one); a stem already as much in that scale as it can be is
-  not moved, and the profiles only choose among equally good transpositions and name the key.
-* **Confidence.** The best profile correlation (scaled down for a flat chroma) measures tonal
-  content. Below :data:`MIN_KEY_CORRELATION` a stem is left alone on this axis and the report
-  says why.
+* **Chroma.** The summed constant-Q chroma (``librosa.feature.chroma_cqt``) of each stem, as
+  shares of its pitch classes.
+* **Target.** The given key, or the key of the tonal stems' shared chroma (each weighted by its
+  confidence, so a line transposed on its own is outvoted). Its template is one scale: the
+  Krumhansl-Kessler profile of its major key plus its relative minor's, so relative major/minor
+  readings are no transposition.
+* **Decision** (:func:`_decide`). The stem's profile is correlated with the template under the
+  12 rotations; the best is applied only when the stem is not already in the target scale (the
+  chroma outside it, :func:`_out_of_scale`), the rotation is not a fourth or fifth, and it beats
+  no shift by :data:`_MIN_KEY_MARGIN`. Otherwise the stem is left alone, with the reason.
+* **Confidence.** The scale fit (correlation with the best one-scale template, scaled down for a
+  flat chroma). Below :data:`MIN_KEY_CORRELATION` a stem is left alone on this axis and the
+  report says why.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ _CHROMA_HOP = 512
 _CHROMA_BINS_PER_OCTAVE = 36  # librosa.feature.chroma_cqt's default
 _CHROMA_OCTAVES = 6
 
-#: Correlation with the best key profile a stem needs to count as tonal. Bass lines, chords and
-#: pads measure 0.7-0.9; drums, hi-hats and noise 0.3-0.5.
+#: Scale fit (:attr:`_Tonality.confidence`) a stem needs to count as tonal. Legato lines that
+#: use most of their scale measure 0.73-0.85, the sketch backend's pads and piano 0.70-0.72, its
+#: root-only basses 0.49-0.61, drums and noise 0.3-0.5.
 MIN_KEY_CORRELATION = 0.6
 #: Coefficient of variation a chroma profile needs before its correlation means anything: white
 #: noise measures ~0.02 (and can still correlate 0.6 by chance), tonal parts 0.2 and more.
@@ -51,9 +56,10 @@ _STEPS = np.arange(-_MAX_SEMITONES, _MAX_SEMITONES)  # transpositions considered
 #: and in-key material that dwells on the dominant or subdominant reads that way.
 _NEVER_SHIFTS = (-5, 5, -7, 7)
 #: How much better the best transposition must correlate with the song's template than no
-#: shift. Lines transposed by 2-3 semitones measure margins of 0.7-0.8; untransposed lines
-#: read best at no shift (margin 0); the nearest false candidate seen, a two-note sketch bass
-#: (A-D, i-iv) read as C-F, scores 0.31 above no shift, and is also caught by the scale check.
+#: shift. Lines transposed by 2-3 semitones measure margins of 0.69-0.91, the same lines
+#: untransposed 0; the margin keeps near-ties where they are. In-key material the template
+#: misreads can score more (the sketch backend's piano 0.49 at -2, its A-D-E basses 0.31-0.40 at
+#: +3): the scale check in :func:`_decide`, applied first, is what leaves those alone.
 _MIN_KEY_MARGIN = 0.25
 
 # Krumhansl & Kessler (1982) probe-tone ratings, tonic first.

@@ -8,10 +8,16 @@
   third or three times the target to within 10 % (:data:`_TEMPO_FACTORS`) is taken as that
   relation, so a 64 or 256 BPM reading of a 128 BPM part is not stretched; any other reading is
   stretched to the target as it is, or from the octave nearest to it.
+* **Legato stems.** A stem whose onsets show no clear beat is also read on two note-change
+  envelopes (:mod:`.novelty`), and the clearest reading is kept. One still below
+  :data:`MIN_BEAT_CONFIDENCE` is used only when it folds to within 10 % of the target; its
+  confidence is reported either way.
 * **Beat grid.** The beat phase is the time within one beat where the envelope's harmonics add up
   best (a pulse train fitted to the onsets); each stem is delayed or advanced by at most half a
   beat so that its beats fall on the grid of one stem, the *reference* (``reference=`` or the most
-  rhythmic stem), which is not shifted.
+  rhythmic stem), which is not shifted. Where either stem's tempo came from note changes, the
+  phases compared are those of note starts (:func:`.novelty._rise_phase_s`), which do not lag
+  by the attack.
 * **Confidence.** The share of the onset envelope's variance that repeats every beat measures how
   clear a beat is. Below :data:`MIN_BEAT_CONFIDENCE` a stem is left alone on this axis and the
   report says why.
