@@ -4,6 +4,11 @@
 codec, tokenizer, feature extractor, generation config) with ``save_pretrained``, so that
 ``compose(..., model=path)`` goes through exactly the ``from_pretrained`` code path a real hub
 model does. The audio it makes is noise-like: the weights are random.
+
+Synthetic stems whose tempo, beat grid and key are known, for the alignment tests and benchmark
+(one renderer for both): ``render_stem`` (drums, bass, chords, pad in A minor), ``legato_song``
+and ``render_line`` (legato monophonic lines and drums rendered with the package's synth) and
+``sketch_part`` (one stem of the sketch backend, moved off tempo, grid or key).
 """
 
 from __future__ import annotations

@@ -197,11 +197,9 @@ def test_already_aligned_stems_are_left_unchanged():
              for i, name in enumerate(("drums", "bass", "chords", "pad"))}
     aligned = align_stems(stems, SR, bpm=124.0, key="C major")
     for name, entry in aligned.report.items():
-        assert entry["stretch_ratio"] == pytest.approx(1.0, abs=0.005), name
-        assert abs(entry["offset_s"]) < 0.010, name
-        assert entry["semitones"] == 0, name
-        if entry["stretch_ratio"] == 1.0 and entry["offset_s"] == 0.0:
-            np.testing.assert_array_equal(aligned.stems[name], stems[name])
+        assert entry["stretch_ratio"] == 1.0 and entry["offset_s"] == 0.0, (name, entry)
+        assert entry["semitones"] == 0 and entry["engine"] is None, (name, entry)
+        np.testing.assert_array_equal(aligned.stems[name], stems[name])
     for name in ("drums", "bass", "chords"):  # measured, not only reported, at the truth
         assert abs(aligned.report[name]["detected_bpm"] / 124.0 - 1) < 0.005, name
 
