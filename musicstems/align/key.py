@@ -214,10 +214,10 @@ def _align_key(mono: dict[str, np.ndarray], durations_s: dict[str, float],
     for name, tone in tonalities.items():
         if tone.contrast < _MIN_CHROMA_CONTRAST:
             notes[name].append(f"key: no clear tonal content (chroma nearly flat, contrast "
-                               f"{tone.contrast:.2f} < {_MIN_CHROMA_CONTRAST})")
+                               f"{tone.contrast:.3f} < {_MIN_CHROMA_CONTRAST})")
         elif tone.confidence < MIN_KEY_CORRELATION:
             notes[name].append(f"key: no clear tonal content (scale fit "
-                               f"{tone.confidence:.2f} < {MIN_KEY_CORRELATION})")
+                               f"{tone.confidence:.3f} < {MIN_KEY_CORRELATION})")
         else:
             tonal[name] = tone.confidence
     profiles = {name: tonalities[name].profile for name in tonal}

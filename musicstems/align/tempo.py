@@ -255,7 +255,7 @@ def _align_tempo(mono: dict[str, np.ndarray], durations_s: dict[str, float], bpm
 
     moved: dict[str, tuple[float, float, _Rhythm]] = {}  # name -> (rate, phase in output s)
     for name, rhythm in rhythms.items():
-        low = f"no clear beat (beat confidence {rhythm.confidence:.2f} < {MIN_BEAT_CONFIDENCE})"
+        low = f"no clear beat (beat confidence {rhythm.confidence:.3f} < {MIN_BEAT_CONFIDENCE})"
         if not math.isfinite(rhythm.bpm) or target_bpm is None:
             notes[name].append(f"tempo: {low}")
             continue
