@@ -24,7 +24,7 @@ def _lift(entry: dict, axis: str) -> float:
 @pytest.fixture(scope="module")
 def sketch_songs():
     return [compose(STEMS, style=style, duration_s=8, seed=seed, backend="sketch",
-                    progress=False, align=False)
+                    progress=False)
             for seed, style in enumerate(["techno", "jazz", "drum and bass"])]
 
 
