@@ -8,11 +8,12 @@ Each raises :class:`MusicStemsError` naming the argument and the value (also as
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
-from .errors import MusicStemsError
+from .errors import CallbackError, MusicStemsError
 
-__all__ = ["check_finite", "check_whole", "check_choice", "check_text", "check_precision_device"]
+__all__ = ["check_finite", "check_whole", "check_choice", "check_text", "check_precision_device",
+           "check_sample_rate", "check_audio", "guard_callback", "GAIN_DB_RANGE"]
 
 
 def check_finite(value: Any, argument: str, *, low: float | None = None,
@@ -76,3 +77,28 @@ def check_precision_device(precision: str, device: str) -> None:
                               f"device={device!r} is a GPU; use precision='fp16', 'bf16' or "
                               "'auto' there, or device='cpu'.",
                               arguments={"precision": precision, "device": device})
+
+
+def guard_callback(callback: Any) -> Callable[[dict], None] | None:
+    """``callback`` wrapped so that an exception it raises stops the song as a
+    :class:`CallbackError` naming it (the original chained); None stays None. Anything that
+    cannot be called is refused here, at the door. Ctrl-C (``KeyboardInterrupt``) passes as
+    it is."""
+    if callback is None:
+        return None
+    if not callable(callback):
+        raise MusicStemsError(
+            f"callback={callback!r} cannot be called; pass a function that takes one dict, "
+            "e.g. callback=print, or None.", arguments={"callback": callback})
+    name = getattr(callback, "__qualname__", None) or repr(callback)
+
+    def guarded(event: dict) -> None:
+        try:
+            callback(event)
+        except Exception as exc:
+            raise CallbackError(
+                f"callback {name} raised {type(exc).__name__}: {exc} (at stage "
+                f"{event.get('stage')!r}); the song was stopped and nothing was saved. Fix "
+                "the callback, or pass callback=None.", arguments={"callback": callback}) from exc
+
+    return guarded

@@ -7,12 +7,13 @@ import html
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from .errors import ExportError
-from .export import load_manifest, read_audio, save_song, write_audio, _check_format
+from .export import (MIDI_NAME, _check_flag, _check_format, estimate_song_bytes, load_manifest,
+                     read_audio, save_song, write_audio)
 
 __all__ = ["Composition"]
 
@@ -71,6 +72,10 @@ class Composition:
              midi: bool = False) -> Path:
         """Write ``mix.<format>``, ``stems/<name>.<format>`` and ``manifest.json``.
 
+        Everything that can fail is checked before the first byte is written (format and its
+        encoder, the folder, the files already there, the disk space: :class:`SaveTarget`),
+        and the files are moved into place only once all are written.
+
         Parameters
         ----------
         directory : path
@@ -78,7 +83,9 @@ class Composition:
         format : {"wav", "flac", "mp3"}
             WAV keeps the float32 samples exactly; FLAC is 24-bit; MP3 is 320 kbit/s-class VBR.
         overwrite : bool
-            Replace this song's files in a non-empty folder (other files are kept).
+            Replace the song in a non-empty folder: every file its manifest lists is replaced
+            or removed (a stem the new song lacks goes too); files musicstems did not write
+            are kept, and one in the way of a new file is refused before writing.
         midi : bool
             Also write ``song.mid``, the song's plan with one track per stem. With the sketch
             backend it holds exactly the notes you hear; with MusicGen it is the plan the
@@ -90,21 +97,31 @@ class Composition:
             The folder written.
         """
         fmt = _check_format(format)
+        overwrite, midi = _check_flag(overwrite, "overwrite"), _check_flag(midi, "midi")
         if midi and self.plan is None:
             raise ExportError("midi=True needs a song with a plan, and this one has none (it "
-                              "was loaded from a manifest without one). Save without midi=True.")
+                              "was loaded from a manifest without one). Save without midi=True.",
+                              arguments={"midi": midi})
         sr = self.sample_rate
-        files = {f"mix.{fmt}": lambda path: write_audio(path, self.mix, sr, fmt)}
+        channels = [np.atleast_2d(a).shape[0] for a in (self.mix, *self.stems.values())]
+
+        def writer(audio: np.ndarray) -> Callable[[Path], None]:
+            def write(path: Path) -> None:
+                write_audio(path, audio, sr, fmt)
+            return write
+
+        files = {f"mix.{fmt}": writer(self.mix)}
         for name, audio in self.stems.items():
-            files[f"stems/{name}.{fmt}"] = (lambda a: lambda path: write_audio(path, a, sr, fmt))(
-                audio)
+            files[f"stems/{name}.{fmt}"] = writer(audio)
         if midi:
-            files["song.mid"] = lambda path: self.plan.to_midi(path, self.stems_settings())
+            files[MIDI_NAME] = lambda path: self.plan.to_midi(path, self.stems_settings())
         manifest = dict(self.manifest)
         manifest["files"] = {"mix": f"mix.{fmt}",
                              "stems": {name: f"stems/{name}.{fmt}" for name in self.stems},
-                             "midi": "song.mid" if midi else None}
-        return save_song(directory, files, manifest, overwrite=overwrite)
+                             "midi": MIDI_NAME if midi else None}
+        # save_song checks the folder, the files there and the disk before writing anything
+        return save_song(directory, files, manifest, overwrite=overwrite,
+                         needed_bytes=estimate_song_bytes(fmt, channels, self.mix.shape[-1], sr))
 
     def stems_settings(self) -> dict[str, dict]:
         return {name: {k: v for k, v in entry.items() if k in ("prompt", "gain_db", "pan",
