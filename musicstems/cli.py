@@ -237,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command is None:
         parser.print_help()
+        _refusal("no command given; use 'musicstems compose ...' or 'musicstems demo ...'.")
         return 2
     try:
         return _run_compose(args) if args.command == "compose" else _run_demo(args)

@@ -116,15 +116,19 @@ def mix_stems(stems: dict[str, np.ndarray], sample_rate: int, *,
         mixer's 42 dB of headroom.
     """
     stems, sample_rate, pans = _check_mix_args(stems, sample_rate, pans)
+    num_samples = next(iter(stems.values())).shape[-1]
+    # overlay slices in whole milliseconds and drops the last partial one: silence past the
+    # end takes that loss, and is cut off again below, so every sample of the stems is kept
+    pad = sample_rate // 1000 + 2
     mixed = None
     for name, audio in stems.items():
-        segment = to_segment(audio, sample_rate)
+        segment = to_segment(np.pad(audio, ((0, 0), (0, pad))), sample_rate)
         if segment.channels == 1:
             segment = segment.set_channels(2)
         pan = float(pans.get(name, 0.0))
         if pan != 0.0:
             segment = segment.pan(pan)
         mixed = segment if mixed is None else mixed.overlay(segment)
-    out = from_segment(mixed)
+    out = np.ascontiguousarray(from_segment(mixed)[:, :num_samples])
     return out, {"pans": {name: float(pans.get(name, 0.0)) for name in stems},
                  "peak_before_master": float(np.max(np.abs(out)))}

@@ -256,3 +256,15 @@ def test_a_raising_callback_inside_musicgen_leaves_the_model_usable(tiny_model, 
     first = compose({"a": "bass"}, **settings)
     again = compose({"a": "bass"}, **settings)
     assert np.isfinite(first.mix).all() and np.array_equal(first.mix, again.mix)
+
+
+@pytest.mark.parametrize("num_samples", [2000, 1999, 44101])
+def test_mix_keeps_every_sample_of_lengths_that_are_not_whole_milliseconds(num_samples):
+    # pydub's overlay slices in whole milliseconds: 2000 samples at 32 kHz (62.5 ms) came back
+    # as 1984 before the mixer padded past the end (the fuzzer found it)
+    stems = {"a": tone(seconds=num_samples / SR), "b": tone(1, seconds=num_samples / SR)}
+    assert mix_stems(stems, SR, pans={"b": 0.5})[0].shape == (2, num_samples)
+    # the last samples are the stem's own, not padding: one stem mixes to itself (24-bit)
+    alone, _ = mix_stems({"a": stems["a"]}, SR)
+    assert np.max(np.abs(alone - stems["a"])) <= 0.5 / 2**24 + 1e-12
+    assert np.abs(alone[:, -16:]).max() > 0.01
