@@ -12,8 +12,8 @@ import numpy as np
 
 from .checks import check_audio, check_finite, check_sample_rate
 from .errors import MusicStemsError
-from .loudness import (gain_to_db, integrated_lufs, round_or_none, sample_peak_dbfs,
-                       true_peak_dbtp)
+from .loudness import (MAX_CHANNELS, gain_to_db, integrated_lufs, round_or_none,
+                       sample_peak_dbfs, true_peak_dbtp)
 
 __all__ = ["analyze", "BANDS_HZ"]
 
@@ -89,7 +89,7 @@ def analyze(audio: np.ndarray, sample_rate: int, *,
     >>> round(analyze(tone, 32000)["dominant_hz"])
     110
     """
-    audio = check_audio(audio, "audio")
+    audio = check_audio(audio, "audio", max_channels=MAX_CHANNELS)
     sample_rate = check_sample_rate(sample_rate)
     measured = _check_measured(measured)
     rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0

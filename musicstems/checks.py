@@ -15,7 +15,8 @@ import numpy as np
 from .errors import CallbackError, MusicStemsError
 
 __all__ = ["check_finite", "check_whole", "check_choice", "check_text", "check_precision_device",
-           "check_sample_rate", "check_audio", "guard_callback", "GAIN_DB_RANGE"]
+           "check_flag", "check_sample_rate", "check_audio", "guard_callback",
+           "GAIN_DB_RANGE"]
 
 
 def check_finite(value: Any, argument: str, *, low: float | None = None,
@@ -44,6 +45,13 @@ def check_choice(value: Any, argument: str, choices: tuple[str, ...]) -> str:
             f"{argument}={value!r} is not one of {', '.join(repr(c) for c in choices)}.",
             arguments={argument: value})
     return value
+
+
+def check_flag(value: Any, argument: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise MusicStemsError(f"{argument}={value!r} is not allowed; pass True or False.",
+                              arguments={argument: value})
+    return bool(value)
 
 
 def check_text(value: Any, argument: str) -> str | None:

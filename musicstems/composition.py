@@ -12,9 +12,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .checks import check_flag
 from .errors import ExportError
-from .export import (MIDI_NAME, _check_flag, _check_format, estimate_song_bytes, load_manifest,
-                     read_audio, save_song, write_audio)
+from .export import (MIDI_NAME, _check_format, estimate_song_bytes, load_manifest, read_audio,
+                     save_song, write_audio)
 
 __all__ = ["Composition"]
 
@@ -98,7 +99,7 @@ class Composition:
             The folder written.
         """
         fmt = _check_format(format)
-        overwrite, midi = _check_flag(overwrite, "overwrite"), _check_flag(midi, "midi")
+        overwrite, midi = check_flag(overwrite, "overwrite"), check_flag(midi, "midi")
         if midi and self.plan is None:
             raise ExportError("midi=True needs a song with a plan, and this one has none (it "
                               "was loaded from a manifest without one). Save without midi=True.",

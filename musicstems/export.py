@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from .checks import check_flag
 from .errors import ExportError, MusicStemsError
 
 __all__ = ["FORMATS", "write_audio", "read_audio", "save_song", "load_manifest",
@@ -67,13 +68,6 @@ def _check_format(fmt: Any) -> str:
             "install a soundfile wheel built with libsndfile >= 1.1 (pip install -U soundfile).",
             arguments={"format": fmt})
     return fmt
-
-
-def _check_flag(value: Any, argument: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise MusicStemsError(f"{argument}={value!r} is not allowed; pass True or False.",
-                              arguments={argument: value})
-    return bool(value)
 
 
 def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, fmt: str = "wav") -> None:
@@ -170,8 +164,8 @@ class SaveTarget:
         estimated from ``num_samples`` and ``channels`` when known, else from ``duration_s``
         in stereo at :data:`ESTIMATE_SAMPLE_RATE`."""
         fmt = _check_format(self.format)
-        overwrite = _check_flag(self.overwrite, "overwrite")
-        midi = _check_flag(self.midi, "midi")
+        overwrite = check_flag(self.overwrite, "overwrite")
+        midi = check_flag(self.midi, "midi")
         if num_samples is None:
             num_samples = round((duration_s or 0.0) * sample_rate)
         channels = channels or [2] * (len(stem_names) + 1)

@@ -19,6 +19,8 @@ __all__ = ["integrated_lufs", "sample_peak_dbfs", "true_peak_dbtp", "normalize_l
            "limit_peaks", "master", "db_to_gain", "gain_to_db", "round_or_none",
            "SILENCE_LUFS"]
 
+# BS.1770 weighs five channels (L, R, C, Ls, Rs); pyloudnorm measures no more.
+MAX_CHANNELS = 5
 # Below the BS.1770 absolute gate nothing is "loud" enough to measure or to normalize.
 SILENCE_LUFS = -70.0
 _BLOCK_S = 0.400
@@ -116,7 +118,7 @@ def normalize_loudness(audio: np.ndarray, sample_rate: int, *, target_lufs: floa
     MusicStemsError
         For any argument outside the above, before any work.
     """
-    audio = check_audio(audio, "audio")
+    audio = check_audio(audio, "audio", max_channels=MAX_CHANNELS)
     sample_rate = check_sample_rate(sample_rate)
     target_lufs = _check_lufs(target_lufs, "target_lufs", "stem_lufs")
     gain_db = check_finite(gain_db, "gain_db", low=GAIN_DB_RANGE[0], high=GAIN_DB_RANGE[1],
@@ -170,7 +172,7 @@ def limit_peaks(audio: np.ndarray, sample_rate: int, *, ceiling_dbfs: float,
     ``ceiling_dbfs`` is in [-20, 0] dBFS as compose's, ``lookahead_ms`` in (0, 100],
     ``release_ms`` in [0, 5000]; anything else raises :class:`MusicStemsError`.
     """
-    audio = check_audio(audio, "audio")
+    audio = check_audio(audio, "audio", max_channels=MAX_CHANNELS)
     sample_rate = check_sample_rate(sample_rate)
     ceiling_dbfs = _check_lufs(ceiling_dbfs, "ceiling_dbfs", "ceiling_dbfs")
     lookahead_ms = check_finite(lookahead_ms, "lookahead_ms", low=0.0, low_open=True, high=100.0)
@@ -212,7 +214,7 @@ def master(mix: np.ndarray, sample_rate: int, *, target_lufs: float = -14.0,
     """
     from .spec import _loudness_below_ceiling
 
-    mix = check_audio(mix, "mix")
+    mix = check_audio(mix, "mix", max_channels=MAX_CHANNELS)
     sample_rate = check_sample_rate(sample_rate)
     target_lufs = _check_lufs(target_lufs, "target_lufs", "target_lufs")
     ceiling_dbfs = _check_lufs(ceiling_dbfs, "ceiling_dbfs", "ceiling_dbfs")

@@ -60,6 +60,7 @@ def test_normalize_loudness_refuses_bad_targets(kwargs, needles):
     ([0.1, 0.2, 0.3], ["is a list, not a numpy array"]),
     (tone() * np.float32(1e7), ["beyond +120 dBFS"]),
     (tone().astype(np.complex64), ["dtype complex64"]),
+    (tone(6), ["6 channels", "at most"]),  # BS.1770 (and pyloudnorm) weighs at most five
 ])
 def test_every_stage_refuses_bad_audio(audio, needles):
     for call in (lambda: normalize_loudness(audio, SR, target_lufs=-20),
@@ -200,6 +201,15 @@ def test_load_refuses_nan_audio_and_bad_paths(saved, tmp_path):
     refused(lambda: Composition.load(tmp_path / "nothing"), "is not a folder")
     # control: the untouched song loads
     assert list(Composition.load(saved).stems) == ["drums"]
+
+
+def test_a_song_too_short_for_one_sample_is_refused_at_the_door():
+    # 1e-5 s is 0.32 samples at 32 kHz: it used to fail in the pipeline with numpy's
+    # "zero-size array to reduction operation maximum"
+    refused(lambda: compose({"a": "b"}, **{**QUICK, "duration_s": 1e-5}), "duration_s=1e-05",
+            "[0.001, 600]")
+    song = compose({"a": "b"}, **{**QUICK, "duration_s": 0.001})  # control: 1 ms is a song
+    assert song.mix.shape == (2, 32) and np.isfinite(song.mix).all()
 
 
 # -- callbacks -------------------------------------------------------------------------------
