@@ -152,12 +152,15 @@ def _run_demo(args) -> int:
     from .spec import Stem, validate_compose_args
 
     stems = [Stem(n, p) for n, p in DEMO_STEMS.items()]
-    # the settings and --out first, so a bad one is refused before the note and the generation
-    validate_compose_args(stems, **{**_settings_from(args), "backend": "sketch"})
-    _target(args, midi=True).check(list(DEMO_STEMS), duration_s=args.duration_s)
     backend = args.backend
     if backend == "auto":
         backend = "musicgen" if musicgen_weights_cached(args.model) else "sketch"
+    # MusicGen plays the plan's tempo and key only, so only the sketch's song.mid is its notes
+    target = _target(args, midi=backend == "sketch")
+    # the settings and --out before the note, so a bad one is refused first (compose checks
+    # them again, before generating)
+    validate_compose_args(stems, **{**_settings_from(args), "backend": backend})
+    target.check(list(DEMO_STEMS), duration_s=args.duration_s)
     if backend == "musicgen":
         note = (f"using MusicGen ({args.model}). For an instant offline sketch of the same song: "
                 "musicstems demo --backend sketch --out ...")
@@ -166,9 +169,7 @@ def _run_demo(args) -> int:
                 "To hear MusicGen, download it once with network access (e.g. "
                 f"`hf download {args.model}`) and run this again.")
     print(f"musicstems demo: {note}", file=sys.stderr)
-    # MusicGen plays the plan's tempo and key only, so only the sketch's song.mid is its notes
-    song = compose(stems, **{**_settings_from(args), "backend": backend},
-                   save=_target(args, midi=backend == "sketch"))
+    song = compose(stems, **{**_settings_from(args), "backend": backend}, save=target)
     _summary(song, Path(args.out).expanduser())
     return 0
 

@@ -166,7 +166,10 @@ def _check_model(model: Any) -> str:
             f"'{DEFAULT_MODEL}' or the path of a local model folder.",
             arguments={"model": model})
     text = os.fspath(model)
-    path = Path(text).expanduser()
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:  # "~someone" with no such user: then no such folder either
+        path = Path(text)
     # Hub ids are "name" or "org/name"; anything else that looks like a path is a local folder.
     looks_local = (isinstance(model, os.PathLike) or path.exists() or text.count("/") > 1
                    or text.startswith((".", "/", "~")) or "\\" in text)

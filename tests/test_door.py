@@ -212,6 +212,16 @@ def test_a_song_too_short_for_one_sample_is_refused_at_the_door():
     assert song.mix.shape == (2, 32) and np.isfinite(song.mix).all()
 
 
+def test_a_model_path_of_an_unknown_user_is_refused(tmp_path, capsys):
+    # Path("~nosuchuser/x").expanduser() raises RuntimeError; it reached the user raw
+    refused(lambda: compose({"a": "b"}, model="~nosuchuser/x", duration_s=1),
+            "model='~nosuchuser/x' is not a folder")
+    from musicstems.cli import main
+    assert main(["demo", "--model", "~nosuchuser/x", "--quiet", "--duration", "0.1",
+                 "--out", str(tmp_path / "song")]) == 0  # not cached: the sketch plays
+    assert "is not in the local cache" in capsys.readouterr().err
+
+
 # -- callbacks -------------------------------------------------------------------------------
 
 class Generated(Exception):
