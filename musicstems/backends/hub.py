@@ -29,7 +29,10 @@ def _error(message: str, model: str) -> ModelLoadError:
 def weights_cached(model: str) -> bool:
     """Whether ``model`` can load with no network: a saved folder, or a hub id whose config and
     weights are already in the local Hugging Face cache."""
-    folder = Path(model).expanduser()
+    try:
+        folder = Path(model).expanduser()
+    except RuntimeError:  # "~someone" with no such user
+        return False
     if folder.is_dir():
         return (folder / "config.json").is_file()
     try:
