@@ -90,7 +90,10 @@ def check_download(model: str, *, timeout_s: float = PROBE_TIMEOUT_S, announce: 
     """
     from huggingface_hub import constants
 
-    folder = Path(model).expanduser()
+    try:
+        folder = Path(model).expanduser()
+    except RuntimeError:  # "~someone" with no such user: a path all the same
+        folder = Path(model)
     if folder.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1:
         raise _error(f"model={model!r} is not a folder holding a saved model (no config.json "
                      "there).", model)
