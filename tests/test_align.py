@@ -606,3 +606,45 @@ def test_a_sketch_bass_on_the_grid_is_left_bit_identical(prompt, sketch_drums):
     for name, y in (("drums", sketch_drums), ("bass", truth)):
         np.testing.assert_array_equal(aligned.stems[name], y)
         assert aligned.report[name]["engine"] is None, name
+
+
+# --- the library's own songs ------------------------------------------------------------------
+# The sketch backend renders every stem from one plan, on one grid, in one key: its songs are
+# aligned by construction, so alignment must change nothing in them. Genres chosen for what
+# misleads a reader: off-beat stabs and basses (techno, house, trance, reggae), swing (jazz,
+# lofi, funk), walking and root-only basses, half-time breakbeats (drum and bass), slow pads.
+
+SKETCH_SONGS = [("techno", 0), ("house", 1), ("jazz", 2), ("drum and bass", 3),
+                ("lofi hiphop", 4), ("ambient", 5), ("funk", 6), ("reggae", 7), ("rock", 8),
+                ("trance", 9)]
+SKETCH_STEMS = {"drums": "punchy drums", "bass": "deep rolling bassline",
+                "keys": "chord stabs on electric piano", "lead": "lead synth melody",
+                "pads": "warm pads"}
+
+
+@pytest.fixture(scope="module")
+def sketch_songs():
+    from musicstems import compose
+
+    songs = []
+    for i, (style, seed) in enumerate(SKETCH_SONGS):
+        stems = SKETCH_STEMS if i % 2 == 0 else {n: p for n, p in SKETCH_STEMS.items()
+                                                   if n != "pads"}
+        pair = [compose(stems, style=style, duration_s=8, seed=seed, backend="sketch",
+                        progress=False, align=align) for align in (True, False)]
+        songs.append((style, *pair))
+    return songs
+
+
+def test_sketch_songs_come_out_of_alignment_bit_identical(sketch_songs):
+    changed = []
+    for style, aligned, plain in sketch_songs:
+        assert aligned.manifest["alignment"]["enabled"] and aligned.manifest["alignment"]["stems"]
+        for name, audio in plain.stems.items():
+            entry = aligned.manifest["stems"][name]["alignment"]
+            untouched = (entry["stretch_ratio"] == 1.0 and entry["offset_s"] == 0.0
+                         and entry["semitones"] == 0 and entry["engine"] is None)
+            if not (untouched and np.array_equal(aligned.stems[name], audio)):
+                changed.append((style, name, entry["stretch_ratio"], entry["offset_s"],
+                                entry["semitones"]))
+    assert changed == [], changed
