@@ -7,8 +7,9 @@
   Krumhansl-Kessler profile of its major key plus its relative minor's, so relative major/minor
   readings are no transposition.
 * **Decision** (:func:`_decide`). The stem's profile is correlated with the template under the
-  12 rotations; the best is applied only when the stem is not already in the target scale (the
-  chroma outside it, :func:`_out_of_scale`), the rotation is not a fourth or fifth, and it beats
+  12 rotations; the best is applied only when the stem is not already in the target scale (its
+  notes' chroma outside it, :func:`_out_of_scale`; leakage and overtones are no notes,
+  :func:`_notes`), the rotation is not a fourth or fifth, and it beats
   no shift by :data:`_MIN_KEY_MARGIN`. Otherwise the stem is left alone, with the reason.
 * **Confidence.** The scale fit (correlation with the best one-scale template, scaled down for a
   flat chroma). Below :data:`MIN_KEY_CORRELATION` a stem is left alone on this axis and the
