@@ -7,8 +7,9 @@
   Krumhansl-Kessler profile of its major key plus its relative minor's, so relative major/minor
   readings are no transposition.
 * **Decision** (:func:`_decide`). The stem's profile is correlated with the template under the
-  12 rotations; the best is applied only when the stem is not already in the target scale (the
-  chroma outside it, :func:`_out_of_scale`), the rotation is not a fourth or fifth, and it beats
+  12 rotations; the best is applied only when the stem is not already in the target scale (its
+  notes' chroma outside it, :func:`_out_of_scale`; leakage and overtones are no notes,
+  :func:`_notes`), the rotation is not a fourth or fifth, and it beats
   no shift by :data:`_MIN_KEY_MARGIN`. Otherwise the stem is left alone, with the reason.
 * **Confidence.** The scale fit (correlation with the best one-scale template, scaled down for a
   flat chroma). Below :data:`MIN_KEY_CORRELATION` a stem is left alone on this axis and the
@@ -41,14 +42,24 @@ _MIN_CHROMA_CONTRAST = 0.1
 #: the smallest count as equally in key. Key profiles misread in-key material by a fourth or a
 #: fifth easily (jazz-voiced pads, a melody that skips the one note telling A minor from F
 #: major); how much of a stem falls outside the target scale does not, so it decides, and a stem
-#: already within the tie is left where it is. Test parts 1-3 semitones off measure 0.07-0.56
-#: outside the scale as they are against <= 0.015 at the right transposition; in-key stems of the
-#: sketch backend 0-0.11 against a minimum at most 0.03 lower (bass lines with passing notes).
+#: already within the tie is left where it is. Counting notes only (:func:`_notes`), test parts
+#: 1-3 semitones off measure 0.06-0.34 outside the scale as they are against <= 0.008 at the
+#: right transposition; in-key stems of the sketch backend 0-0.084, at most 0.025 above the tie
+#: (a low upright's G# whose 3rd partial, D#, is nearly as loud; bass lines with passing notes).
 _SCALE_TIE = 1.25
-_SCALE_SLACK = 0.02
+_SCALE_SLACK = 0.04
 #: Chroma share below which a pitch class counts as overtones and leakage, not as a note: a note
 #: of a 7-note scale holds 10-20 %, the 5th partial of a bright tone (its major third) 3-5 %.
 _NOTE_FLOOR = 0.05
+#: Pitch classes that are another's leakage or overtones, not notes of their own: (np.roll
+#: shift that brings the explaining pitch class onto the explained one, the largest share of
+#: the explaining one's that the explained may hold). A semitone neighbour at up to half its
+#: level is leakage: the sketch backend's reese bass (one G#) puts 8-9 % on G and A beside its
+#: 52 %. The major third and the minor seventh above a note are its 5th and 7th partials: its
+#: low upright F# puts 8 % on A# beside 20 %. A fifth (3rd partial) is a note, as in a power
+#: chord. Half, not more: a melody's major third above a stronger note (the test flute's F#
+#: over D) reads at 60-70 % of it and is a note.
+_EXPLAINING = ((1, 0.5), (-1, 0.5), (4, 0.5), (10, 0.5))
 _MIN_KEY_DURATION_S = 1.0
 _MAX_SEMITONES = 6
 _STEPS = np.arange(-_MAX_SEMITONES, _MAX_SEMITONES)  # transpositions considered, -6 .. 5
@@ -266,13 +277,24 @@ def _tonality_of(profile: np.ndarray) -> _Tonality:
                      profile=share)
 
 
+def _notes(profile: np.ndarray) -> np.ndarray:
+    """The chroma profile with the pitch classes that are not notes set to 0: those under
+    ``_NOTE_FLOOR``, and those a stronger pitch class explains (:data:`_EXPLAINING`)."""
+    stronger = np.zeros(12, dtype=bool)
+    for interval, ratio in _EXPLAINING:
+        stronger |= np.roll(profile, interval) * ratio >= profile
+    return np.where(stronger | (profile < _NOTE_FLOOR), 0.0, profile)
+
+
 def _out_of_scale(profile: np.ndarray, major_tonic: int) -> np.ndarray:
     """Chroma share on notes outside the major scale on ``major_tonic`` (= its relative minor)
-    after transposing by s, for s = -6 .. 5: shape (12,). Each pitch class counts only above
-    ``_NOTE_FLOOR``, so the overtones of in-key notes do not count as wrong notes."""
+    after transposing by s, for s = -6 .. 5: shape (12,). Only notes count (:func:`_notes`),
+    each above ``_NOTE_FLOOR``, so the overtones and leakage of in-key notes are no wrong
+    notes."""
     outside = np.ones(12, dtype=bool)
     outside[list(Key(major_tonic, "major").scale())] = False
-    return np.array([float(np.maximum(np.roll(profile, s)[outside] - _NOTE_FLOOR, 0.0).sum())
+    notes = _notes(profile)
+    return np.array([float(np.maximum(np.roll(notes, s)[outside] - _NOTE_FLOOR, 0.0).sum())
                      for s in range(-_MAX_SEMITONES, _MAX_SEMITONES)])
 
 

@@ -12,12 +12,16 @@
   envelopes (:mod:`.novelty`), and the clearest reading is kept. One still below
   :data:`MIN_BEAT_CONFIDENCE` is used only when it folds to within 10 % of the target; its
   confidence is reported either way.
+* **Reading against target.** A stem is left at its speed when the stretch would move its end
+  by less than :data:`_MIN_DRIFT_S`, or when its beat is about as clear at the target tempo as
+  at its reading (:data:`_TARGET_AGREEMENT`): the reading's error, not the stem, differs.
 * **Beat grid.** The beat phase is the time within one beat where the envelope's harmonics add up
   best (a pulse train fitted to the onsets); each stem is delayed or advanced by at most half a
   beat so that its beats fall on the grid of one stem, the *reference* (``reference=`` or the most
   rhythmic stem), which is not shifted. Where either stem's tempo came from note changes, the
   phases compared are those of note starts (:func:`.novelty._rise_phase_s`), which do not lag
-  by the attack.
+  by the attack. A stem at the grid stem's tempo already is moved only by an onset phase off
+  the grid's 16ths (:func:`_on_grid_offset`).
 * **Confidence.** The share of the onset envelope's variance that repeats every beat measures how
   clear a beat is. Below :data:`MIN_BEAT_CONFIDENCE` a stem is left alone on this axis and the
   report says why.
@@ -68,6 +72,21 @@ _MIN_LOW_CONFIDENCE = 0.05
 #: bit-identical and one off by more is moved to within the attack spread.
 _CHANGES_STRETCH_TOLERANCE = 3e-3
 _CHANGES_MIN_OFFSET_S = 0.04
+#: How far from a whole number of 16ths an onset phase may read and still count as on the
+#: grid: the sketch backend's swung house parts (8-10 % swing) read up to 17 ms off.
+_GRID_SLACK_S = 0.02
+#: A stretch that would move the stem's end by less than this is left out, whatever the ratio:
+#: 8 s parts of the sketch backend, rendered at the exact tempo, read up to 0.22 % off (18 ms
+#: over the stem); a part 0.5 % off drifts 40 ms over 8 s and is stretched.
+_MIN_DRIFT_S = 0.025
+#: A reading is stretched to only when the stem's beat is clearly less clear at the target
+#: tempo: when its beat confidence at the target (:func:`_confidence_at_target`) is at least
+#: this share of its confidence at its own reading, the reading cannot tell the two apart and
+#: the stem is left alone. 8 s parts of the sketch backend, rendered at the target, measure
+#: 0.70-2.5 (a chord part or pad read at 4/3, 5/4 or 9/8 of its tempo, its pattern repeating
+#: per bar); parts 0.5 % off over 8 s 0.50-0.57, 1 % off 0.30-0.39, the test material 2-8 % off
+#: 0.01-0.32.
+_TARGET_AGREEMENT = 0.65
 
 
 @dataclass
@@ -209,6 +228,34 @@ def _rhythm(mono: np.ndarray) -> _Rhythm:
     return best
 
 
+def _confidence_at_target(rhythm: _Rhythm, target_bpm: float, factor: float) -> float:
+    """Beat confidence of the stem's envelope, as it is, at the target tempo: as the reading
+    folds onto it (``target / factor``), or at the target's beat, double, half, 16th or bar
+    (``_OCTAVE_FACTORS``), whichever is clearest: a part at the target tempo has a clear beat
+    at one of them, whatever its rhythm (one chord per bar, off-beat stabs, 3+3+2 figures)."""
+    candidates = [target_bpm / factor] + [target_bpm * g for g in _OCTAVE_FACTORS]
+    return max(_beat_confidence(rhythm.envelope, b) for b in candidates)
+
+
+def _needed_rate(rhythm: _Rhythm, target_bpm: float, factor: float, duration_s: float
+                 ) -> tuple[float, str | None]:
+    """Speed factor that puts the stem, read as ``factor`` times its reading, at the target
+    tempo; 1.0 when the difference is within what the reading can tell (and then, when the
+    reading itself was far off, the reason)."""
+    rate = target_bpm / (rhythm.bpm * factor)
+    tolerance = _STRETCH_TOLERANCE if rhythm.source == "onsets" else _CHANGES_STRETCH_TOLERANCE
+    if abs(rate - 1.0) < tolerance or duration_s * abs(1.0 / rate - 1.0) < _MIN_DRIFT_S:
+        return 1.0, None
+    at_target = _confidence_at_target(rhythm, target_bpm, factor)
+    if at_target >= _TARGET_AGREEMENT * rhythm.confidence:
+        # The stem is as much at the target tempo as at its reading: a reading error (a
+        # pattern that repeats per bar, a dotted figure), not a tempo to stretch from.
+        return 1.0, (f"tempo: reads {rhythm.bpm:.1f} BPM, but its beat is as clear at the "
+                     f"target {target_bpm:.1f} BPM (confidence {at_target:.3f} against "
+                     f"{rhythm.confidence:.3f}): the reading cannot tell them apart, left alone")
+    return rate, None
+
+
 def _fold(detected_bpm: float, target_bpm: float, factors=_TEMPO_FACTORS) -> float | None:
     """The factor of ``factors`` that brings ``detected_bpm`` within 10 % of ``target_bpm``, or
     None."""
@@ -227,6 +274,35 @@ def _fold_or_octave(detected_bpm: float, target_bpm: float) -> float:
         return factor
     distances = [abs(math.log(detected_bpm * f / target_bpm)) for f in _OCTAVE_FACTORS]
     return _OCTAVE_FACTORS[int(np.argmin(distances))]
+
+
+def _on_grid_offset(offset_s: float, beat_s: float, source: str, grid_source: str
+                    ) -> tuple[float, str | None]:
+    """The shift to apply to a stem that is at the grid stem's tempo already, given the shift
+    its beat phase asks for; and the reason when that shift is not applied.
+
+    Two stems at one tempo were most likely made on one grid, so the phase reading has to show
+    more than its own error. A note-change phase does not: on chord parts and pads whose notes
+    overlap and change once or twice a bar it is off by up to 100 ms. Neither does an onset
+    phase a whole number of 16ths (to within :data:`_GRID_SLACK_S`) from the grid stem's: the
+    stem's onsets then sit on the grid already, and a syncopated or off-beat part (a house
+    bass, off-beat stabs) reads just that.
+    """
+    if source != "onsets" or grid_source != "onsets":
+        if abs(offset_s) < _CHANGES_MIN_OFFSET_S:
+            return offset_s, None
+        return 0.0, (f"beat: at the grid's tempo already; its beat phase, read from note "
+                     f"changes, is {offset_s * 1000:+.0f} ms from the grid's, within what note "
+                     f"starts of overlapping notes are read to: left alone")
+    sixteenth_s = beat_s / 4
+    sixteenths = round(offset_s / sixteenth_s)
+    if abs(offset_s - sixteenths * sixteenth_s) >= _GRID_SLACK_S:
+        return offset_s, None
+    if sixteenths == 0:
+        return 0.0, None
+    return 0.0, (f"beat: at the grid's tempo with its onsets on the grid's 16ths; its beat "
+                 f"phase reads {sixteenths:+d} 16th(s) from the grid's, as a syncopated or "
+                 f"off-beat part's does: left alone")
 
 
 def _align_tempo(mono: dict[str, np.ndarray], durations_s: dict[str, float], bpm, reference,
@@ -253,7 +329,8 @@ def _align_tempo(mono: dict[str, np.ndarray], durations_s: dict[str, float], bpm
     target_bpm = bpm if bpm is not None and stretch else (
         rhythms[grid_stem].bpm if grid_stem is not None else None)
 
-    moved: dict[str, tuple[float, float, _Rhythm]] = {}  # name -> (rate, phase in output s)
+    moved: dict[str, tuple[float, float, _Rhythm]] = {}  # name -> (rate, phase bpm, reading)
+    on_tempo: set[str] = set()  # stems already at the target tempo, whatever `stretch` says
     for name, rhythm in rhythms.items():
         low = f"no clear beat (beat confidence {rhythm.confidence:.3f} < {MIN_BEAT_CONFIDENCE})"
         if not math.isfinite(rhythm.bpm) or target_bpm is None:
@@ -272,15 +349,18 @@ def _align_tempo(mono: dict[str, np.ndarray], durations_s: dict[str, float], bpm
                 continue
             notes[name].append(f"tempo: {low}, read from {rhythm.source}; used, as it agrees "
                                f"with the target tempo to within 10 %")
-        tolerance = _STRETCH_TOLERANCE if rhythm.source == "onsets" else \
-            _CHANGES_STRETCH_TOLERANCE
-        rate = target_bpm / (rhythm.bpm * factor) if stretch else 1.0
-        if abs(rate - 1.0) < tolerance:
-            rate = 1.0
         # Beat phase in the stem's own time, then in output time. Measured at the target beat,
         # except for a stem at 2/3 of the target tempo (factor 3/2): it pulses every 1.5 beats,
         # which no one-beat pulse train fits, so its own pulse is used.
         phase_bpm = rhythm.bpm * factor if factor <= 1.0 or factor.is_integer() else rhythm.bpm
+        needed, why = _needed_rate(rhythm, target_bpm, factor, durations_s[name])
+        if why:
+            notes[name].append(why)
+        if needed == 1.0:
+            on_tempo.add(name)
+            if factor <= 1.0 or factor.is_integer():
+                phase_bpm = target_bpm
+        rate = needed if stretch else 1.0
         moved[name] = (rate, phase_bpm, rhythm)
 
     offsets_s = {name: 0.0 for name in mono}
@@ -306,6 +386,11 @@ def _align_tempo(mono: dict[str, np.ndarray], durations_s: dict[str, float], bpm
                 phase = _rise_phase_s(_note_starts(mono[name], _HOP), phase_bpm, _HOP) / rate
                 least = _CHANGES_MIN_OFFSET_S
             offset = (grid_phase - phase + beat_s / 2) % beat_s - beat_s / 2
+            if name in on_tempo and grid_stem in on_tempo:
+                offset, why = _on_grid_offset(offset, beat_s, rhythm.source,
+                                              grid_rhythm.source)
+                if why:
+                    notes[name].append(why)
             offsets_s[name] = offset if abs(offset) >= least else 0.0
     decisions = {}
     for name in mono:
