@@ -26,54 +26,17 @@ BPM = 124.0
 # kind -> (tempo factor, offset in beats, semitones)
 _PERTURBATIONS = {"drums": (1.06, 0.0, 0), "bass": (0.95, 0.4, 2), "chords": (1.04, -0.3, -3),
                   "pad": (1.0, 0.0, 1)}
-_PROGRESSION = [(45, (57, 60, 64)), (41, (53, 57, 60)), (48, (55, 60, 64)), (43, (55, 59, 62))]
-
-
-def _notes(midis, length_s, attack_s, decay_s, rng, sr):
-    t = np.arange(int(length_s * sr)) / sr
-    env = np.minimum(t / attack_s, 1.0) * np.exp(-t / decay_s) * np.minimum(
-        1.0, (length_s - t) / 0.02)
-    freqs = [440.0 * 2 ** ((m - 69) / 12) * k for m in midis for k in range(1, 6)]
-    return env * sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 6.3)) / (i % 5 + 1)
-                     for i, f in enumerate(freqs) if f < sr / 2)
 
 
 def render(kind: str, duration_s: float, *, bpm: float = BPM, offset_beats: float = 0.0,
            semitones: int = 0, seed: int = 0, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """One stereo part in A minor (+ ``semitones``), beat k at (k + offset_beats) * 60 / bpm."""
-    rng = np.random.default_rng(seed)
-    n = int(round(duration_s * sr))
-    out = np.zeros(n)
-    beat_s = 60.0 / bpm
-    t_kick = np.arange(int(0.25 * sr)) / sr
-    kick = np.sin(2 * np.pi * np.cumsum(45 + 80 * np.exp(-t_kick / 0.03)) / sr) \
-        * np.exp(-t_kick / 0.08)
-    for beat in range(-2, int(duration_s / beat_s) + 2):
-        bar, pos = divmod(beat, 4)
-        root, chord = _PROGRESSION[bar % 4]
-        sounds = []
-        if kind == "drums":
-            hat = np.diff(rng.standard_normal(int(0.05 * sr) + 1)) * 0.15
-            sounds = [(0.0, 0.9 * kick), (0.0, hat), (0.5, hat)]
-            if pos in (1, 3):
-                sounds.append((0.0, 0.4 * rng.standard_normal(int(0.15 * sr))
-                               * np.exp(-np.arange(int(0.15 * sr)) / sr / 0.05)))
-        elif kind == "bass":
-            note = root + semitones + (0, 0, 7, 3 if bar % 4 == 0 else 4)[pos]
-            sounds = [(0.0, 0.5 * _notes([note], 0.9 * beat_s, 0.005, 0.25, rng, sr))]
-        elif kind == "chords":
-            sounds = [(0.0, 0.2 * _notes([m + semitones for m in chord], 0.35 * beat_s, 0.005,
-                                         0.12, rng, sr))]
-        elif kind == "pad" and pos == 0:
-            sounds = [(0.0, 0.1 * _notes([m + semitones for m in chord], 4 * beat_s + 0.5, 0.6,
-                                         8.0, rng, sr))]
-        for at_beats, sound in sounds:
-            i = int(round((beat + offset_beats + at_beats) * beat_s * sr))
-            if i < 0:
-                sound, i = sound[-i:], 0
-            m = max(0, min(len(sound), n - i))
-            out[i:i + m] += sound[:m]
-    return np.stack([out, 0.8 * out]).astype(np.float32)
+    """One stereo part in A minor (+ ``semitones``), beat k at (k + offset_beats) * 60 / bpm:
+    :func:`musicstems.testing.render_stem`, the right channel at 0.8 of the left."""
+    from musicstems.testing import render_stem
+
+    mono = render_stem(kind, bpm=bpm, offset_beats=offset_beats, semitones=semitones,
+                       duration_s=duration_s, sr=sr, seed=seed)[0]
+    return np.stack([mono, 0.8 * mono])
 
 
 def run(duration_s: float = 30.0, n_stems: int = 4) -> dict:

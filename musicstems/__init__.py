@@ -32,6 +32,8 @@ _LAZY = {
     "MusicStemsError": "errors",
     "ModelLoadError": "errors",
     "ExportError": "errors",
+    "CallbackError": "errors",
+    "SaveTarget": "export",
     "MusicStemsWarning": "errors",
     "measure_fit": "fit",
     "align_stems": "align",
@@ -50,7 +52,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .backends.musicgen import release_models
     from .pipeline import compose, render
     from .composition import Composition
-    from .errors import ExportError, ModelLoadError, MusicStemsError, MusicStemsWarning
+    from .errors import (CallbackError, ExportError, ModelLoadError, MusicStemsError,
+                         MusicStemsWarning)
+    from .export import SaveTarget
     from .fit import measure_fit
     from .plan import Plan, make_plan
     from .spec import Key, SongSpec, Stem, parse_key, validate_compose_args

@@ -10,8 +10,10 @@ from typing import Mapping
 
 import numpy as np
 
-from .loudness import (gain_to_db, integrated_lufs, round_or_none, sample_peak_dbfs,
-                       true_peak_dbtp)
+from .checks import check_audio, check_finite, check_sample_rate
+from .errors import MusicStemsError
+from .loudness import (MAX_CHANNELS, gain_to_db, integrated_lufs, round_or_none,
+                       sample_peak_dbfs, true_peak_dbtp)
 
 __all__ = ["analyze", "BANDS_HZ"]
 
@@ -43,14 +45,29 @@ def _peak_frequency(freqs: np.ndarray, power: np.ndarray) -> float:
     return float(freqs[index])
 
 
+_MEASURED = ("integrated_lufs", "true_peak_dbtp")
+
+
+def _check_measured(measured) -> dict:
+    if measured is None:
+        return {}
+    if not isinstance(measured, Mapping) or any(k not in _MEASURED for k in measured):
+        raise MusicStemsError(
+            f"measured={measured!r} is not allowed; pass None or a dict with "
+            "'integrated_lufs' and/or 'true_peak_dbtp' (a float, or None for silence).",
+            arguments={"measured": measured})
+    return {k: None if v is None else check_finite(v, f"measured[{k!r}]")
+            for k, v in measured.items()}
+
+
 def analyze(audio: np.ndarray, sample_rate: int, *,
             measured: Mapping[str, float | None] | None = None) -> dict:
     """Measure ``audio``.
 
     Parameters
     ----------
-    audio : np.ndarray [shape=(channels, samples)], float32
-    sample_rate : int > 0, Hz
+    audio : np.ndarray [shape=(channels, samples) or (samples,)], floating point, finite
+    sample_rate : int in [8000, 384000], Hz
     measured : dict, optional
         ``integrated_lufs`` and / or ``true_peak_dbtp`` already measured on exactly this audio
         (``master`` reports both): taken as they are instead of measured again. ``None`` is a
@@ -72,9 +89,10 @@ def analyze(audio: np.ndarray, sample_rate: int, *,
     >>> round(analyze(tone, 32000)["dominant_hz"])
     110
     """
-    audio = np.atleast_2d(audio)
+    audio = check_audio(audio, "audio", max_channels=MAX_CHANNELS)
+    sample_rate = check_sample_rate(sample_rate)
+    measured = _check_measured(measured)
     rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
-    measured = measured or {}
     lufs = (measured["integrated_lufs"] if "integrated_lufs" in measured
             else integrated_lufs(audio, sample_rate))
     peak_dbtp = (measured["true_peak_dbtp"] if "true_peak_dbtp" in measured

@@ -85,8 +85,20 @@ def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
     return {name: value for name, value in vars(args).items() if name in SETTING}
 
 
+class _UsageError(Exception):
+    """argparse's complaint about the command line, raised instead of its exit."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line raises :class:`_UsageError` for ``main`` to print as
+    one line, like every other refusal (argparse's own prints the usage and exits)."""
+
+    def error(self, message: str):
+        raise _UsageError(f"{message} (see {self.prog} --help)")
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="musicstems",
         description="Compose music stem by stem: one prompt per instrument, generated "
                     "separately, aligned, loudness-matched and mixed.",
@@ -118,23 +130,37 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _target(args, *, midi: bool):
+    """The --out folder as compose's save target: compose checks it before generating."""
+    from .export import SaveTarget
+
+    return SaveTarget(args.out, format=args.format, overwrite=args.overwrite, midi=midi)
+
+
 def _run_compose(args) -> int:
     from .pipeline import compose
 
-    song = compose(_stems_from_args(args), **_settings_from(args))
-    folder = song.save(args.out, format=args.format, overwrite=args.overwrite, midi=args.midi)
-    _summary(song, folder)
+    target = _target(args, midi=args.midi)
+    song = compose(_stems_from_args(args), **_settings_from(args), save=target)
+    _summary(song, Path(args.out).expanduser())
     return 0
 
 
 def _run_demo(args) -> int:
     from .backends.hub import musicgen_weights_cached
     from .pipeline import compose
-    from .spec import Stem
+    from .spec import Stem, validate_compose_args
 
+    stems = [Stem(n, p) for n, p in DEMO_STEMS.items()]
     backend = args.backend
     if backend == "auto":
         backend = "musicgen" if musicgen_weights_cached(args.model) else "sketch"
+    # MusicGen plays the plan's tempo and key only, so only the sketch's song.mid is its notes
+    target = _target(args, midi=backend == "sketch")
+    # the settings and --out before the note, so a bad one is refused first (compose checks
+    # them again, before generating)
+    validate_compose_args(stems, **{**_settings_from(args), "backend": backend})
+    target.check(list(DEMO_STEMS), duration_s=args.duration_s)
     if backend == "musicgen":
         note = (f"using MusicGen ({args.model}). For an instant offline sketch of the same song: "
                 "musicstems demo --backend sketch --out ...")
@@ -143,11 +169,8 @@ def _run_demo(args) -> int:
                 "To hear MusicGen, download it once with network access (e.g. "
                 f"`hf download {args.model}`) and run this again.")
     print(f"musicstems demo: {note}", file=sys.stderr)
-    song = compose([Stem(n, p) for n, p in DEMO_STEMS.items()],
-                   **{**_settings_from(args), "backend": backend})
-    folder = song.save(args.out, format=args.format, overwrite=args.overwrite,
-                       midi=backend == "sketch")  # MusicGen plays the plan's tempo/key only
-    _summary(song, folder)
+    song = compose(stems, **{**_settings_from(args), "backend": backend}, save=target)
+    _summary(song, Path(args.out).expanduser())
     return 0
 
 
@@ -174,13 +197,22 @@ def _flag_words(setting: Setting, written: str | None) -> str:
         return f"{setting.flag} {written}"
 
 
+# The save target's arguments as the CLI spells them (they are not song settings).
+_OUTPUT_OPTIONS = {s.name: s for s in (
+    Setting("directory", str, None, "", flag="--out"),
+    Setting("format", str, "wav", "", flag="--format"),
+    Setting("overwrite", bool, False, "", flag="--overwrite", negate=True),
+    Setting("midi", bool, False, "", flag="--midi", negate=True),
+)}
+
+
 def in_cli_words(error: MusicStemsError) -> str:
     """The message of ``error`` with the settings it names spelled as the CLI's options:
     ``duration_s=45.0`` becomes ``--duration 45``. A bare name is respelled only when it has an
     underscore (``target_lufs``), since bare ``key`` or ``model`` are also plain words."""
     text = str(error)
     for name in error.arguments:
-        setting = SETTING.get(name)
+        setting = SETTING.get(name) or _OUTPUT_OPTIONS.get(name)
         if setting is None or setting.flag is None:
             continue
         bare = "" if "_" in name else "(?==)"
@@ -189,16 +221,29 @@ def in_cli_words(error: MusicStemsError) -> str:
     return text
 
 
+def _refusal(message: str) -> None:
+    # one line whatever the values in it hold, so a script can read it
+    line = message.replace("\r", "\\r").replace("\n", "\\n")
+    print(f"musicstems: error: {line}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit code: 0 done,
+    2 refused (one line on stderr, nothing written), 130 interrupted."""
     parser = _build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as exc:
+        _refusal(str(exc))
+        return 2
     if args.command is None:
         parser.print_help()
+        _refusal("no command given; use 'musicstems compose ...' or 'musicstems demo ...'.")
         return 2
     try:
         return _run_compose(args) if args.command == "compose" else _run_demo(args)
     except MusicStemsError as exc:
-        print(f"musicstems: error: {in_cli_words(exc)}", file=sys.stderr)
+        _refusal(in_cli_words(exc))
         return 2
     except KeyboardInterrupt:
         print("musicstems: interrupted", file=sys.stderr)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
+from .checks import check_flag
 from .errors import ExportError
-from .export import load_manifest, read_audio, save_song, write_audio, _check_format
+from .export import (MIDI_NAME, _check_format, estimate_song_bytes, load_manifest, read_audio,
+                     save_song, write_audio)
 
 __all__ = ["Composition"]
 
@@ -71,6 +74,10 @@ class Composition:
              midi: bool = False) -> Path:
         """Write ``mix.<format>``, ``stems/<name>.<format>`` and ``manifest.json``.
 
+        Everything that can fail is checked before the first byte is written (format and its
+        encoder, the folder, the files already there, the disk space: :class:`SaveTarget`),
+        and the files are moved into place only once all are written.
+
         Parameters
         ----------
         directory : path
@@ -78,7 +85,9 @@ class Composition:
         format : {"wav", "flac", "mp3"}
             WAV keeps the float32 samples exactly; FLAC is 24-bit; MP3 is 320 kbit/s-class VBR.
         overwrite : bool
-            Replace this song's files in a non-empty folder (other files are kept).
+            Replace the song in a non-empty folder: every file its manifest lists is replaced
+            or removed (a stem the new song lacks goes too); files musicstems did not write
+            are kept, and one in the way of a new file is refused before writing.
         midi : bool
             Also write ``song.mid``, the song's plan with one track per stem. With the sketch
             backend it holds exactly the notes you hear; with MusicGen it is the plan the
@@ -90,21 +99,31 @@ class Composition:
             The folder written.
         """
         fmt = _check_format(format)
+        overwrite, midi = check_flag(overwrite, "overwrite"), check_flag(midi, "midi")
         if midi and self.plan is None:
             raise ExportError("midi=True needs a song with a plan, and this one has none (it "
-                              "was loaded from a manifest without one). Save without midi=True.")
+                              "was loaded from a manifest without one). Save without midi=True.",
+                              arguments={"midi": midi})
         sr = self.sample_rate
-        files = {f"mix.{fmt}": lambda path: write_audio(path, self.mix, sr, fmt)}
+        channels = [np.atleast_2d(a).shape[0] for a in (self.mix, *self.stems.values())]
+
+        def writer(audio: np.ndarray) -> Callable[[Path], None]:
+            def write(path: Path) -> None:
+                write_audio(path, audio, sr, fmt)
+            return write
+
+        files = {f"mix.{fmt}": writer(self.mix)}
         for name, audio in self.stems.items():
-            files[f"stems/{name}.{fmt}"] = (lambda a: lambda path: write_audio(path, a, sr, fmt))(
-                audio)
+            files[f"stems/{name}.{fmt}"] = writer(audio)
         if midi:
-            files["song.mid"] = lambda path: self.plan.to_midi(path, self.stems_settings())
+            files[MIDI_NAME] = lambda path: self.plan.to_midi(path, self.stems_settings())
         manifest = dict(self.manifest)
         manifest["files"] = {"mix": f"mix.{fmt}",
                              "stems": {name: f"stems/{name}.{fmt}" for name in self.stems},
-                             "midi": "song.mid" if midi else None}
-        return save_song(directory, files, manifest, overwrite=overwrite)
+                             "midi": MIDI_NAME if midi else None}
+        # save_song checks the folder, the files there and the disk before writing anything
+        return save_song(directory, files, manifest, overwrite=overwrite,
+                         needed_bytes=estimate_song_bytes(fmt, channels, self.mix.shape[-1], sr))
 
     def stems_settings(self) -> dict[str, dict]:
         return {name: {k: v for k, v in entry.items() if k in ("prompt", "gain_db", "pan",
@@ -113,27 +132,37 @@ class Composition:
 
     @classmethod
     def load(cls, directory: str | Path) -> "Composition":
-        """Read a song written by :meth:`save`."""
-        directory = Path(directory).expanduser()
-        manifest = load_manifest(directory)
-        try:
-            files = manifest["files"]
-            mix, sr = read_audio(directory / files["mix"])
-            stems = {}
-            for name, relative in files["stems"].items():
-                stems[name], stem_sr = read_audio(directory / relative)
-                if stem_sr != sr:
-                    raise ExportError(f"stem {name!r} is at {stem_sr} Hz but the mix at {sr} Hz.")
-        except KeyError as exc:
-            raise ExportError(f"{str(directory)!r}: manifest.json lacks {exc}; it was not "
-                              "written by Composition.save().") from exc
+        """Read a song written by :meth:`save`.
+
+        The manifest is parsed as data (JSON) and checked before any audio is read: every
+        file it names must lie inside ``directory`` (no ``..``, no absolute path, no symlink
+        out of it), and audio with NaN or infinite samples is refused.
+
+        Raises
+        ------
+        ExportError
+            For a folder that is not a song musicstems wrote, naming what is wrong.
+        """
+        folder = _song_folder(directory)
+        manifest = load_manifest(folder)
+        files, prompts, seed = _read_manifest(folder, manifest)
+        mix, sr = read_audio(files["mix"])
+        stems = {}
+        for name, path in files["stems"].items():
+            stems[name], stem_sr = read_audio(path)
+            if stem_sr != sr:
+                raise _not_a_song(folder, f"stem {name!r} is at {stem_sr} Hz but the mix at "
+                                  f"{sr} Hz")
         plan = None
         if manifest.get("plan") is not None:
             from .plan import Plan
-            plan = Plan.from_dict(manifest["plan"])
-        prompts = {name: entry["prompt_sent"] for name, entry in manifest["stems"].items()}
-        return cls(mix=mix, stems=stems, sample_rate=sr, prompts=prompts,
-                   seed=int(manifest["seed"]), manifest=manifest, plan=plan)
+            try:
+                plan = Plan.from_dict(manifest["plan"])
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+                raise _not_a_song(folder, f"its plan cannot be read ({type(exc).__name__}: "
+                                  f"{exc})") from exc
+        return cls(mix=mix, stems=stems, sample_rate=sr, prompts=prompts, seed=seed,
+                   manifest=manifest, plan=plan)
 
     # -- notebooks ---------------------------------------------------------------------------
     def _repr_html_(self) -> str:
@@ -168,3 +197,67 @@ class Composition:
     def __repr__(self) -> str:
         return (f"Composition(stems={list(self.stems)}, duration_s={self.duration_s:.2f}, "
                 f"sample_rate={self.sample_rate}, seed={self.seed})")
+
+
+def _not_a_song(folder: Path, problem: str) -> ExportError:
+    return ExportError(f"{str(folder)!r}: {problem}; it is not a song written by "
+                       "Composition.save() (or it was edited). Save the song again.",
+                       arguments={"directory": str(folder)})
+
+
+def _song_folder(directory: Any) -> Path:
+    if isinstance(directory, bytes) or not isinstance(directory, (str, os.PathLike)) or \
+            not os.fspath(directory) or "\x00" in os.fspath(directory):
+        raise ExportError(f"directory={directory!r} is not a folder path; pass the folder "
+                          "Composition.save() wrote, e.g. 'out/song'.",
+                          arguments={"directory": directory})
+    try:
+        folder = Path(directory).expanduser()
+        is_dir = folder.is_dir()
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ExportError(f"directory={directory!r} is not a usable path ({exc}).",
+                          arguments={"directory": directory}) from None
+    if not is_dir:
+        raise ExportError(f"directory={str(folder)!r} is not a folder; pass the folder "
+                          "Composition.save() wrote.", arguments={"directory": directory})
+    return folder
+
+
+def _inside(folder: Path, relative: Any, what: str) -> Path:
+    """``folder / relative`` for a manifest's relative path that stays inside ``folder``, even
+    through symlinks; anything else is refused."""
+    if not isinstance(relative, str) or not relative or "\x00" in relative:
+        raise _not_a_song(folder, f"{what} is {relative!r}, not a file name")
+    path = folder / relative
+    try:
+        inside = path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, an unencodable name
+        inside = False
+    if Path(relative).is_absolute() or ".." in Path(relative).parts or not inside:
+        raise _not_a_song(folder, f"{what} is {relative!r}, which lies outside the folder")
+    return path
+
+
+def _read_manifest(folder: Path, manifest: dict) -> tuple[dict, dict[str, str], int]:
+    """The files (as paths inside ``folder``), the prompts and the seed a manifest names, each
+    checked for the type ``save`` writes."""
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not isinstance(files.get("stems"), dict) or \
+            not files["stems"]:
+        raise _not_a_song(folder, "manifest.json has no 'files' with a 'mix' and 'stems'")
+    paths = {"mix": _inside(folder, files.get("mix"), "files['mix']"),
+             "stems": {name: _inside(folder, rel, f"files['stems'][{name!r}]")
+                       for name, rel in files["stems"].items()}}
+    entries = manifest.get("stems")
+    if not isinstance(entries, dict) or set(entries) != set(files["stems"]):
+        raise _not_a_song(folder, "manifest.json's 'stems' are not the stems of its 'files'")
+    prompts = {}
+    for name, entry in entries.items():
+        prompt = entry.get("prompt_sent") if isinstance(entry, dict) else None
+        if not isinstance(prompt, str):
+            raise _not_a_song(folder, f"stem {name!r} has no 'prompt_sent' text")
+        prompts[name] = prompt
+    seed = manifest.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise _not_a_song(folder, f"its seed is {seed!r}, not a whole number from 0 to 2**32-1")
+    return paths, prompts, seed

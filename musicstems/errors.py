@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-__all__ = ["MusicStemsError", "ModelLoadError", "ExportError", "MusicStemsWarning"]
+__all__ = ["MusicStemsError", "ModelLoadError", "ExportError", "CallbackError",
+           "MusicStemsWarning"]
 
 
 class MusicStemsError(ValueError):
@@ -39,6 +40,11 @@ class ModelLoadError(MusicStemsError):
 
 class ExportError(MusicStemsError):
     """Audio or a manifest could not be written or read back."""
+
+
+class CallbackError(MusicStemsError):
+    """The user's ``callback`` raised: the song was stopped there and nothing was saved. The
+    callback's own exception is chained as ``__cause__``."""
 
 
 class MusicStemsWarning(UserWarning):

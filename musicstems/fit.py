@@ -163,9 +163,13 @@ def _bar_chroma(mono: np.ndarray, plan) -> np.ndarray:
     # are resolved and weighted like any other octave. An STFT chroma blurs them and its
     # default octave weighting favours their upper partials (an A1's fifth harmonic reads as
     # C#). Tuning is the plan's A440.
-    chroma = librosa.feature.chroma_cqt(y=mono, sr=ANALYSIS_SR, hop_length=_CHROMA_HOP,
-                                        fmin=librosa.note_to_hz("C1"), n_octaves=7,
-                                        bins_per_octave=36, norm=None, tuning=0.0)
+    with warnings.catch_warnings():
+        # The lowest octaves are filtered on a copy downsampled by up to 64: in a song of a
+        # few seconds it is shorter than their FFT, which librosa pads, and says so.
+        warnings.filterwarnings("ignore", message="n_fft=.* is too large", category=UserWarning)
+        chroma = librosa.feature.chroma_cqt(y=mono, sr=ANALYSIS_SR, hop_length=_CHROMA_HOP,
+                                            fmin=librosa.note_to_hz("C1"), n_octaves=7,
+                                            bins_per_octave=36, norm=None, tuning=0.0)
     times = librosa.frames_to_time(np.arange(chroma.shape[1]), sr=ANALYSIS_SR,
                                    hop_length=_CHROMA_HOP)
     bars = np.minimum((times // plan.bar_s).astype(int), plan.num_bars - 1)
@@ -229,7 +233,9 @@ def measure_fit(stems: Mapping[str, np.ndarray], sample_rate: int, plan, *, warn
         searched out), ``offset_s`` (median deviation of the onsets on the grid, > 0 is late),
         ``window_s`` and ``onsets``, the number detected);
         ``harmony`` (``None`` for drums or a silent stem, else ``chord_tone_share``, ``chance``,
-        ``bars``); ``fits`` (bool) and ``reasons`` (why not, empty when it fits).
+        ``bars``); ``fits`` (bool) and ``reasons`` (why not, empty when it fits). A song
+        shorter than one bar is not measured: both axes ``None``, ``fits`` True and
+        ``measured`` says why.
 
     Raises
     ------
@@ -257,9 +263,14 @@ def measure_fit(stems: Mapping[str, np.ndarray], sample_rate: int, plan, *, warn
     report: dict[str, dict[str, Any]] = {}
     for name, audio in stems.items():
         part = plan.parts[name]
+        entry: dict[str, Any] = {"role": part.role, "rhythm": None, "harmony": None}
+        if np.shape(audio)[-1] < plan.bar_s * sample_rate:
+            # under a bar there is no chord to agree with and too few onsets for a share
+            report[name] = {**entry, "fits": True, "reasons": [],
+                            "measured": "no: shorter than one bar"}
+            continue
         mono = _mono(audio, int(sample_rate))
         planned = _planned_onsets_s(plan, name, merge_s=plan.beat_s / 8)
-        entry: dict[str, Any] = {"role": part.role, "rhythm": None, "harmony": None}
         reasons = []
         if _is_rhythmic(part, plan, planned):
             rhythm = _rhythm(_detected_onsets_s(mono), grid, window_s, step_s)

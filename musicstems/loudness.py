@@ -9,13 +9,18 @@ pyloudnorm wants ``(samples, channels)``; the transpose happens here and nowhere
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
+
+from .checks import GAIN_DB_RANGE, check_audio, check_finite, check_sample_rate, check_whole
 
 __all__ = ["integrated_lufs", "sample_peak_dbfs", "true_peak_dbtp", "normalize_loudness",
            "limit_peaks", "master", "db_to_gain", "gain_to_db", "round_or_none",
            "SILENCE_LUFS"]
 
+# BS.1770 weighs five channels (L, R, C, Ls, Rs); pyloudnorm measures no more.
+MAX_CHANNELS = 5
 # Below the BS.1770 absolute gate nothing is "loud" enough to measure or to normalize.
 SILENCE_LUFS = -70.0
 _BLOCK_S = 0.400
@@ -80,18 +85,44 @@ def true_peak_dbtp(audio: np.ndarray) -> float | None:
     return gain_to_db(_true_peak_linear(audio))
 
 
+def _check_lufs(value: Any, argument: str, setting: str) -> float:
+    """A loudness or ceiling as compose's ``setting`` allows it (the settings table's range)."""
+    from .spec import SETTING
+
+    rule = SETTING[setting]
+    return check_finite(value, argument, low=rule.low, high=rule.high, fix=rule.fix)
+
+
 def normalize_loudness(audio: np.ndarray, sample_rate: int, *, target_lufs: float,
                        gain_db: float = 0.0) -> tuple[np.ndarray, dict]:
     """Scale ``audio`` to ``target_lufs`` integrated loudness, then apply ``gain_db``.
 
     Silent audio is returned unchanged (there is nothing to scale) and the report says so.
 
+    Parameters
+    ----------
+    audio : np.ndarray [shape=(channels, samples) or (samples,)], floating point, finite
+    sample_rate : int in [8000, 384000], Hz
+    target_lufs : float in [-70, 0], LUFS
+    gain_db : float in [-60, 24], dB
+        Applied after the match, as a stem's ``gain_db`` in the mix.
+
     Returns
     -------
     audio : np.ndarray [shape=(channels, samples)], float32
     report : dict
         ``measured_lufs`` (before), ``applied_gain_db`` and ``skipped_reason``.
+
+    Raises
+    ------
+    MusicStemsError
+        For any argument outside the above, before any work.
     """
+    audio = check_audio(audio, "audio", max_channels=MAX_CHANNELS)
+    sample_rate = check_sample_rate(sample_rate)
+    target_lufs = _check_lufs(target_lufs, "target_lufs", "stem_lufs")
+    gain_db = check_finite(gain_db, "gain_db", low=GAIN_DB_RANGE[0], high=GAIN_DB_RANGE[1],
+                           fix="It is a level in dB, e.g. -3.")
     measured = integrated_lufs(audio, sample_rate)
     if measured is None:
         return audio.astype(np.float32, copy=True), {
@@ -137,8 +168,15 @@ def limit_peaks(audio: np.ndarray, sample_rate: int, *, ceiling_dbfs: float,
     moving average over the look-ahead window smooths it; because every sample within half the
     averaging window of a peak already holds that peak's gain or less, the average never exceeds
     what the peak needs. Linked across channels, so the stereo image does not move.
+
+    ``ceiling_dbfs`` is in [-20, 0] dBFS as compose's, ``lookahead_ms`` in (0, 100],
+    ``release_ms`` in [0, 5000]; anything else raises :class:`MusicStemsError`.
     """
-    audio = np.atleast_2d(audio)
+    audio = check_audio(audio, "audio", max_channels=MAX_CHANNELS)
+    sample_rate = check_sample_rate(sample_rate)
+    ceiling_dbfs = _check_lufs(ceiling_dbfs, "ceiling_dbfs", "ceiling_dbfs")
+    lookahead_ms = check_finite(lookahead_ms, "lookahead_ms", low=0.0, low_open=True, high=100.0)
+    release_ms = check_finite(release_ms, "release_ms", low=0.0, high=5000.0)
     gain = _limiter_gain(_peak_envelope(audio), sample_rate, db_to_gain(ceiling_dbfs),
                          lookahead_ms, release_ms)
     return audio.astype(np.float32, copy=True) if gain is None else (audio * gain).astype(
@@ -153,14 +191,35 @@ def master(mix: np.ndarray, sample_rate: int, *, target_lufs: float = -14.0,
     by what was lost until the measured loudness is within 0.05 LU of the target (or no more can
     be gained). A final scale guarantees the ceiling whatever the limiter left.
 
+    Parameters
+    ----------
+    mix : np.ndarray [shape=(channels, samples) or (samples,)], floating point, finite
+    sample_rate : int in [8000, 384000], Hz
+    target_lufs : float in [-70, 0], LUFS
+    ceiling_dbfs : float in [-20, 0], dBFS, >= target_lufs
+        True-peak ceiling.
+    max_iterations : int in [1, 50]
+
     Returns
     -------
     audio : np.ndarray [shape=(channels, samples)], float32
     report : dict
         ``input_lufs``, ``applied_gain_db``, ``limited`` (whether the limiter worked),
         ``output_lufs``, ``true_peak_dbtp``, ``sample_peak_dbfs``, ``skipped_reason``.
+
+    Raises
+    ------
+    MusicStemsError
+        For any argument outside the above, before any work.
     """
-    mix = np.atleast_2d(mix)
+    from .spec import _loudness_below_ceiling
+
+    mix = check_audio(mix, "mix", max_channels=MAX_CHANNELS)
+    sample_rate = check_sample_rate(sample_rate)
+    target_lufs = _check_lufs(target_lufs, "target_lufs", "target_lufs")
+    ceiling_dbfs = _check_lufs(ceiling_dbfs, "ceiling_dbfs", "ceiling_dbfs")
+    _loudness_below_ceiling({"target_lufs": target_lufs, "ceiling_dbfs": ceiling_dbfs})
+    max_iterations = check_whole(max_iterations, "max_iterations", low=1, high=50)
     measured = integrated_lufs(mix, sample_rate)
     if measured is None:
         return mix.astype(np.float32, copy=True), {

@@ -6,6 +6,7 @@ every report ends up in the manifest.
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from dataclasses import replace
@@ -16,9 +17,11 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .analysis import analyze
+from .checks import guard_callback
 from .fit import measure_fit
 from .backends import get_backend
 from .composition import Composition
+from .export import SaveTarget
 from .loudness import master, normalize_loudness
 from .mix import mix_stems
 from .plan import make_plan
@@ -54,6 +57,7 @@ def compose(
     primer: str | None = "plan",
     harmony: str | None = "auto",
     callback: Callable[[dict], None] | None = None,
+    save: str | os.PathLike | SaveTarget | None = None,
 ) -> Composition:
     """Generate every stem, align them, match their loudness, mix and master the song.
 
@@ -111,6 +115,13 @@ def compose(
         one; ``"plan"`` without one is an error.
     callback : callable, optional
         Called with a dict ``{"stage": ..., "step": ..., "total": ...}`` as work advances.
+        If it raises, the song stops with a :class:`~musicstems.errors.CallbackError` that
+        names it (its exception chained) and nothing is saved.
+    save : path or SaveTarget, optional
+        Save the song there once it is made (``Composition.save``; a
+        :class:`~musicstems.export.SaveTarget` for the format, ``overwrite`` and ``midi``).
+        The folder, format and free disk space are checked before any generation, so a
+        folder that would refuse the song costs nothing.
 
     Returns
     -------
@@ -119,7 +130,7 @@ def compose(
     Raises
     ------
     MusicStemsError
-        For any bad argument, before any model is loaded.
+        For any bad argument or save target, before any model is loaded.
 
     Examples
     --------
@@ -132,7 +143,7 @@ def compose(
     """
     arguments = locals()  # taken first, so it holds the parameters and nothing else
     spec = validate_compose_args(stems, **{s.name: arguments[s.name] for s in SETTINGS})
-    return render(spec, callback=callback)
+    return render(spec, callback=callback, save=save)
 
 
 def _notify(callback, stage: str, **extra: Any) -> None:
@@ -140,13 +151,18 @@ def _notify(callback, stage: str, **extra: Any) -> None:
         callback({"stage": stage, **extra})
 
 
-def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None) -> Composition:
+def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None,
+           save: str | os.PathLike | SaveTarget | None = None) -> Composition:
     """Run the pipeline on a validated :class:`SongSpec` (``compose`` validates, then calls
-    this).
+    this), and save the song when ``save`` is given (checked first, before any work).
 
     The stems' prompts are built here, once the plan has fixed the song's tempo and key; any
     ``spec.prompts`` given in are replaced by them.
     """
+    callback = guard_callback(callback)
+    target = SaveTarget.of(save)
+    if target is not None:
+        target.check(spec.names, duration_s=spec.duration_s)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -236,8 +252,12 @@ def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None) ->
                      **{name: _version(name) for name in _VERSIONED}},
         "timings_s": timings,
     }
-    return Composition(mix=mastered, stems=levelled, sample_rate=sample_rate,
+    song = Composition(mix=mastered, stems=levelled, sample_rate=sample_rate,
                        prompts=dict(spec.prompts), seed=spec.seed, manifest=manifest, plan=plan)
+    if target is not None:
+        song.save(target.directory, format=target.format, overwrite=target.overwrite,
+                  midi=target.midi)
+    return song
 
 
 def _version(name: str) -> str | None:

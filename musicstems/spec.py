@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from .checks import (check_choice, check_finite, check_precision_device, check_text,
-                     check_whole)
+from .checks import (GAIN_DB_RANGE, check_choice, check_finite, check_precision_device,
+                     check_text, check_whole)
 from .errors import MusicStemsError
 from .keys import FLAT_NAMES, SHARP_NAMES, Key, parse_key  # noqa: F401 - re-exported
 
@@ -45,6 +45,7 @@ DEFAULT_MODEL = "facebook/musicgen-small"
 # MusicGen was trained on 30 s windows; past that it needs a long-form method (a later issue).
 MUSICGEN_MAX_DURATION_S = 30.0
 SKETCH_MAX_DURATION_S = 600.0
+MIN_DURATION_S = 0.001
 BPM_RANGE = (20.0, 300.0)
 BACKENDS = ("musicgen", "sketch")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
@@ -137,7 +138,8 @@ def parse_stems(stems: Any) -> tuple[Stem, ...]:
             )
         name = _check_name(item.name, seen)
         prompt = _check_prompt(name, item.prompt)
-        gain_db = check_finite(item.gain_db, f"stem {name!r} gain_db", low=-60, high=24)
+        gain_db = check_finite(item.gain_db, f"stem {name!r} gain_db", low=GAIN_DB_RANGE[0],
+                               high=GAIN_DB_RANGE[1])
         pan = check_finite(item.pan, f"stem {name!r} pan", low=-1, high=1,
                            fix="-1 is hard left, 0 centre, 1 hard right.")
         parsed.append(Stem(name, prompt, gain_db, pan, item.melody))
@@ -168,7 +170,10 @@ def _check_model(model: Any) -> str:
             f"'{DEFAULT_MODEL}' or the path of a local model folder.",
             arguments={"model": model})
     text = os.fspath(model)
-    path = Path(text).expanduser()
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:  # "~someone" with no such user: then no such folder either
+        path = Path(text)
     # Hub ids are "name" or "org/name"; anything else that looks like a path is a local folder.
     looks_local = (isinstance(model, os.PathLike) or path.exists() or text.count("/") > 1
                    or text.startswith((".", "/", "~")) or "\\" in text)
@@ -246,8 +251,9 @@ def _check_key(setting: Setting, value: Any, checked: Mapping[str, Any]) -> Key 
 def _check_duration(setting: Setting, value: Any, checked: Mapping[str, Any]) -> float:
     backend = checked["backend"]
     limit = MUSICGEN_MAX_DURATION_S if backend == "musicgen" else SKETCH_MAX_DURATION_S
+    # 1 ms is 32 samples at 32 kHz; much shorter rounds to no audio at all
     return check_finite(
-        value, setting.name, low=0.0, low_open=True, high=limit,
+        value, setting.name, low=MIN_DURATION_S, high=limit,
         fix=(f"The {backend} backend generates at most {limit:g} s in one window"
              + ("; long-form generation is not available yet." if backend == "musicgen" else ".")))
 

@@ -24,7 +24,7 @@ def _lift(entry: dict, axis: str) -> float:
 @pytest.fixture(scope="module")
 def sketch_songs():
     return [compose(STEMS, style=style, duration_s=8, seed=seed, backend="sketch",
-                    progress=False, align=False)
+                    progress=False)
             for seed, style in enumerate(["techno", "jazz", "drum and bass"])]
 
 
@@ -107,3 +107,17 @@ def test_sketch_song_warns_nothing():
         warnings.simplefilter("error", MusicStemsWarning)
         compose({"bass": STEMS["bass"]}, style="house", duration_s=4, seed=2, backend="sketch",
                 progress=False)
+
+
+def test_a_song_under_one_bar_is_not_measured(sketch_songs):
+    song = sketch_songs[0]
+    bar = int(song.plan.bar_s * song.sample_rate)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nor does librosa warn about a short signal
+        short = measure_fit({n: a[:, :bar - 1] for n, a in song.stems.items()},
+                            song.sample_rate, song.plan, warn=False)
+        whole = measure_fit({n: a[:, :bar] for n, a in song.stems.items()},
+                            song.sample_rate, song.plan, warn=False)
+    assert all(e["measured"].startswith("no") and e["fits"] for e in short.values())
+    assert all("measured" not in e for e in whole.values())
+    assert whole["drums"]["rhythm"] is not None

@@ -10,8 +10,10 @@ The package holds one job per module, and data flows one way through them:
   picked when the reference does not qualify.
 * ``tempo``: tempo (onset envelope, periodicity refinement, half / double / 2:3 folding), beat
   confidence and the beat-grid offset.
-* ``key``: chroma, Krumhansl-Schmuckler key profiles, key confidence and the transposition that
-  puts a stem in the target scale.
+* ``novelty``: note-change envelopes (chroma flux, chroma contrast) and note starts, for stems
+  without percussive onsets.
+* ``key``: chroma, Krumhansl-Kessler key profiles, key confidence and the transposition that
+  puts a stem in the song's key.
 * ``engines``: time-stretching and pitch-shifting (librosa's phase vocoder, or pyrubberband), and
   placing the result on the grid.
 
@@ -31,8 +33,8 @@ from ..spec import Key
 from .common import ANALYSIS_SR, _analysis_copy
 from .engines import _engine, _place, _stretch_and_shift
 from .inputs import _check_inputs
-from .key import MIN_KEY_CORRELATION, _align_key
-from .tempo import MIN_BEAT_CONFIDENCE, _align_tempo
+from .key import MIN_KEY_CORRELATION, KeyDecision, _align_key
+from .tempo import MIN_BEAT_CONFIDENCE, TempoDecision, _align_tempo
 
 __all__ = ["align_stems", "AlignedStems", "ANALYSIS_SR", "MIN_BEAT_CONFIDENCE",
            "MIN_KEY_CORRELATION"]
@@ -45,20 +47,23 @@ class AlignedStems:
     Attributes
     ----------
     stems : dict of str -> np.ndarray [shape=(channels, samples)], float32
-        The aligned stems, each exactly as long as its input.
+        The aligned stems, all ``length`` samples long (the longest input's by default).
     bpm : float or None
         Tempo of the common beat grid, in beats per minute: ``bpm`` when it was given (and
         ``stretch`` is on), else the measured tempo of the reference stem. ``None`` when both
         ``stretch`` and ``beat_offset`` are off, or no tempo was given and none was measured.
     key : str or None
         Target key, e.g. ``"A minor"``: ``key`` when it was given, else the key of the reference
-        (or most tonal) stem. Tonal stems are now in it or in its relative major/minor. ``None``
+        (when tonal) or of the tonal stems' shared chroma. Tonal stems that were clearly
+        transposed are now in it or its relative major/minor; ambiguous ones are left. ``None``
         when ``pitch_shift`` is off, or no key was given and no stem has a clear one.
     report : dict of str -> dict
         Per stem: ``detected_bpm``, ``stretch_ratio`` (speed factor applied, > 1 is faster),
         ``offset_s`` (shift applied, > 0 is later), ``detected_key``, ``semitones`` (applied),
-        ``confidence`` (``{"beat": ..., "key": ...}``), ``skipped_reason`` (``None`` or why an
-        axis was left alone) and ``engine`` (what stretched or shifted it, ``None`` if nothing).
+        ``confidence`` (``{"beat": ..., "key": ...}``, whether or not the stem was moved),
+        ``tempo_source`` (the envelope the tempo was read from: ``"onsets"``, ``"chroma flux"``
+        or ``"chroma contrast"``), ``skipped_reason`` (``None`` or why an axis was left alone)
+        and ``engine`` (what stretched or shifted it, ``None`` if nothing).
     reference : str or None
         The stem whose beat grid the others were moved to (it is never shifted).
     """
@@ -80,13 +85,14 @@ def align_stems(
     beat_offset: bool = True,
     pitch_shift: bool = True,
     reference: str | None = None,
+    length: int | None = None,
 ) -> AlignedStems:
     """Align the tempo, beat grid and key of separately generated stems.
 
     Parameters
     ----------
     stems : dict of str -> np.ndarray [shape=(channels, samples) or (samples,)]
-        Floating-point audio in [-1, 1], all the same length. A value may also be an
+        Floating-point audio in [-1, 1]; lengths may differ. A value may also be an
         ``(array, sample_rate)`` pair, whose rate must equal ``sample_rate``.
     sample_rate : int in [8000, 384000], Hz
         Sample rate of every stem.
@@ -95,30 +101,35 @@ def align_stems(
         most rhythmic stem) is followed.
     key : str or Key, optional
         Target key such as ``"A minor"`` or ``"F#m"``. When omitted, the key of ``reference``
-        (or of the most clearly tonal stem) is followed.
+        (when it is tonal), else of the tonal stems' shared chroma, is followed.
     stretch : bool
         Time-stretch rhythmic stems to the target tempo.
     beat_offset : bool
-        Shift rhythmic stems by up to half a beat so their beats land on the reference's grid.
+        Shift stems with a beat (from onsets or note changes) by up to half a beat so their
+        beats land on the reference's grid.
     pitch_shift : bool
-        Transpose tonal stems to the target key (or its relative) by at most 6 semitones.
+        Transpose tonal stems into the target key (or its relative) by at most 6 semitones,
+        only when the transposition clearly beats none (``docs/alignment.md``).
     reference : str, optional
         Name of the stem that sets the beat grid, and the tempo and key when ``bpm`` / ``key``
-        are not given. Defaults to the most rhythmic stem (grid, tempo) and the most tonal stem
-        (key).
+        are not given. Defaults to the most rhythmic stem (grid, tempo) and the tonal stems'
+        shared chroma (key).
+    length : int > 0, optional, samples
+        Length of every output stem (cut or zero-padded at the end). Defaults to the longest
+        input.
 
     Returns
     -------
     AlignedStems
-        ``stems`` (float32, (channels, samples), input lengths to the sample), ``bpm``, ``key``,
+        ``stems`` (float32, (channels, length), exact to the sample), ``bpm``, ``key``,
         ``report`` and ``reference``.
 
     Raises
     ------
     MusicStemsError
         For a bad argument or stem (wrong shape or type, empty, silent, NaN/inf samples, another
-        sample rate, different lengths, bpm outside [20, 300], an unknown key, an unknown
-        reference), before any audio is processed.
+        sample rate, a length that is not a positive int, bpm outside [20, 300], an unknown
+        key, an unknown reference), before any audio is processed.
 
     Examples
     --------
@@ -130,46 +141,39 @@ def align_stems(
     >>> round(out.report["clicks"]["stretch_ratio"], 2), out.stems["clicks"].shape == clicks.shape
     (0.96, True)
     """
-    audio, sample_rate, bpm, target_key, reference = _check_inputs(
+    audio, sample_rate, bpm, target_key, reference, length = _check_inputs(
         stems, sample_rate, bpm=bpm, key=key, stretch=stretch, beat_offset=beat_offset,
-        pitch_shift=pitch_shift, reference=reference)
-    num_samples = next(iter(audio.values())).shape[-1]
-    duration_s = num_samples / sample_rate
-
+        pitch_shift=pitch_shift, reference=reference, length=length)
+    durations_s = {name: y.shape[-1] / sample_rate for name, y in audio.items()}
     mono = {name: _analysis_copy(y, sample_rate) for name, y in audio.items()}
-    report = {name: {"detected_bpm": None, "stretch_ratio": 1.0, "offset_s": 0.0,
-                     "detected_key": None, "semitones": 0,
-                     "confidence": {"beat": None, "key": None},
-                     "skipped_reason": None, "engine": None} for name in audio}
-    reasons: dict[str, list[str]] = {name: [] for name in audio}
 
-    rates = {name: 1.0 for name in audio}
-    offsets_s = {name: 0.0 for name in audio}
     target_bpm = grid_stem = None
+    tempo = {name: TempoDecision() for name in audio}
     if stretch or beat_offset:
-        target_bpm, grid_stem = _align_tempo(mono, duration_s, bpm, reference, stretch,
-                                             beat_offset, rates, offsets_s, report, reasons)
-
-    semitones = {name: 0 for name in audio}
+        target_bpm, grid_stem, tempo = _align_tempo(mono, durations_s, bpm, reference, stretch,
+                                                    beat_offset)
     key_name = None
+    tonal = {name: KeyDecision() for name in audio}
     if pitch_shift:
-        key_name = _align_key(mono, duration_s, target_key, reference, semitones, report,
-                              reasons)
+        key_name, tonal = _align_key(mono, durations_s, target_key, reference)
 
     preferred = _engine()
     out: dict[str, np.ndarray] = {}
+    report: dict[str, dict[str, Any]] = {}
     for name, y in audio.items():
+        rate, semitones = tempo[name].rate, tonal[name].semitones
         engine = None
-        if rates[name] != 1.0 or semitones[name] != 0:
-            y, engine = _stretch_and_shift(y, sample_rate, rates[name], semitones[name],
-                                           preferred)
-        shift = int(round(offsets_s[name] * sample_rate))
-        out[name] = _place(y, shift, num_samples)
-        entry = report[name]
-        entry["stretch_ratio"] = round(rates[name], 6)
-        entry["offset_s"] = round(shift / sample_rate, 5)
-        entry["semitones"] = semitones[name]
-        entry["engine"] = engine
-        entry["skipped_reason"] = "; ".join(reasons[name]) or None
+        if rate != 1.0 or semitones != 0:
+            y, engine = _stretch_and_shift(y, sample_rate, rate, semitones, preferred)
+        shift = int(round(tempo[name].offset_s * sample_rate))
+        out[name] = _place(y, shift, length)
+        report[name] = {
+            "detected_bpm": tempo[name].detected_bpm, "stretch_ratio": round(rate, 6),
+            "offset_s": round(shift / sample_rate, 5), "detected_key": tonal[name].detected_key,
+            "semitones": semitones,
+            "confidence": {"beat": tempo[name].confidence, "key": tonal[name].confidence},
+            "tempo_source": tempo[name].source,
+            "skipped_reason": "; ".join(tempo[name].reasons + tonal[name].reasons) or None,
+            "engine": engine}
     return AlignedStems(stems=out, bpm=None if target_bpm is None else round(target_bpm, 3),
                         key=key_name, report=report, reference=grid_stem)

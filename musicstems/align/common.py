@@ -22,12 +22,13 @@ def _analysis_copy(y: np.ndarray, sample_rate: int) -> np.ndarray:
                             res_type="soxr_mq")
 
 
-def _pick(candidates: dict[str, float], reference: str | None, what: str,
-          reasons: dict[str, list[str]]) -> str | None:
-    """The reference if it qualifies, else the candidate with the highest score."""
+def _pick(candidates: dict[str, float], reference: str | None, what: str
+          ) -> tuple[str | None, str | None]:
+    """The reference if it qualifies, else the candidate with the highest score; and, when the
+    reference was passed over, the reason to report on it."""
     if reference is not None and reference in candidates:
-        return reference
+        return reference, None
     choice = max(candidates, key=candidates.get) if candidates else None
     if reference is not None and choice is not None:
-        reasons[reference].append(f"reference has no clear {what}; {choice!r} was followed")
-    return choice
+        return choice, f"reference has no clear {what}; {choice!r} was followed"
+    return choice, None

@@ -20,10 +20,24 @@ def _check_flag(value: Any, argument: str) -> bool:
     return bool(value)
 
 
+def _check_length(length: Any, longest: int) -> int:
+    """``length`` in samples as an int; None means the longest stem."""
+    if length is None:
+        return longest
+    if isinstance(length, np.integer):
+        length = length.item()
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        raise MusicStemsError(
+            f"length={length!r} is not allowed; pass the output length in samples as a positive "
+            f"int (e.g. {longest}, the longest stem), or None for the longest stem.")
+    return length
+
+
 def _check_inputs(stems, sample_rate, *, bpm, key, stretch, beat_offset, pitch_shift,
-                  reference):
+                  reference, length=None):
     """Check every argument and stem before any work; return the stems as float32
-    (channels, samples) arrays, the sample rate as an int, bpm, the target Key and reference."""
+    (channels, samples) arrays, the sample rate as an int, bpm, the target Key, reference and
+    the output length in samples."""
     if isinstance(sample_rate, np.generic):  # np.int64(32000) from a file reader is fine
         sample_rate = sample_rate.item()
     if isinstance(bpm, np.generic):
@@ -51,17 +65,12 @@ def _check_inputs(stems, sample_rate, *, bpm, key, stretch, beat_offset, pitch_s
             raise MusicStemsError(f"stems has the name {name!r}; name every stem with a "
                                   "non-empty text, e.g. 'drums'.")
         audio[name] = _check_stem(name, value, rate)
-    lengths = {name: y.shape[-1] for name, y in audio.items()}
-    if len(set(lengths.values())) > 1:
-        listing = ", ".join(f"{name} {n}" for name, n in lengths.items())
-        raise MusicStemsError(
-            f"stems have different lengths ({listing} samples); alignment keeps every length "
-            "exact, so pad or trim them to one length first (librosa.util.fix_length).")
+    length = _check_length(length, max(y.shape[-1] for y in audio.values()))
     if reference is not None and reference not in audio:
         raise MusicStemsError(
             f"reference={reference!r} is not one of the stems ({', '.join(map(repr, audio))}); "
             "pass one of those names, or None to follow the most rhythmic / most tonal stem.")
-    return audio, rate, bpm, target_key, reference
+    return audio, rate, bpm, target_key, reference, length
 
 
 def _check_stem(name: str, value: Any, sample_rate: int) -> np.ndarray:

@@ -88,6 +88,14 @@ def load_model(model_id: str, *, device: str = "auto", precision: str = "auto",
         Kept per (model, device, precision) for the life of the process; ``release_models()``
         gives the memory back.
     """
+    from .hub import check_download, weights_cached
+
+    # Cached weights load without asking the hub, so an offline machine does not wait through
+    # the hub client's retries; others are checked before torch loads, and fail in seconds.
+    local_only = weights_cached(model_id)
+    if not local_only:
+        check_download(model_id, announce=not quiet)
+
     import torch  # noqa: F401  (fail here, clearly, if torch is missing)
 
     device = resolve_device(device)
@@ -100,17 +108,12 @@ def load_model(model_id: str, *, device: str = "auto", precision: str = "auto",
         from transformers import AutoProcessor, AutoTokenizer, MusicgenForConditionalGeneration
 
         from ..conditioning import is_melody_model
-        from .hub import weights_cached
 
         melody = is_melody_model(model_id)
         if melody:
             from transformers import MusicgenMelodyForConditionalGeneration as model_class
         else:
             model_class = MusicgenForConditionalGeneration
-
-        # Cached weights load without asking the hub, so an offline machine does not wait
-        # through the hub client's retries.
-        local_only = weights_cached(model_id)
         with _quiet_transformers(quiet):
             try:
                 # transformers' own dtype handling: weights are cast as they are read from the
@@ -130,7 +133,8 @@ def load_model(model_id: str, *, device: str = "auto", precision: str = "auto",
                 raise ModelLoadError(
                     f"model={model_id!r} could not be loaded: {reason}. Download it once with "
                     "network access (it is then cached), pass a local folder, or use "
-                    "backend='sketch', which needs no model."
+                    "backend='sketch', which needs no model.",
+                    arguments={"model": model_id, "backend": "sketch"},
                 ) from exc
         model.eval()
         prepared = prepare_decoder(model, precision, device)
@@ -365,11 +369,11 @@ class MusicGenBackend:
             report: model, precision and recipe, which sampler ran and why
             (:func:`choose_sampler`), which codec decode and layer runner ran, and timings.
         """
-        import torch
-
         load_start = time.perf_counter()
         loaded = load_model(settings.model, device=settings.device,
                             precision=settings.precision, quiet=not settings.progress)
+        import torch  # loaded by now; after load_model, which refuses an unreachable model first
+
         inputs, sampling, num_samples = _model_inputs(loaded, stems, settings)
         heard = prepare_heard(stems, plan, settings, loaded.model, loaded.sample_rate,
                               num_samples)
