@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
-from .checks import (GAIN_DB_RANGE, check_choice, check_finite, check_precision_device,
+from .checks import (check_choice, check_finite, check_precision_device,
                      check_text, check_whole)
 from .errors import MusicStemsError
 from .keys import FLAT_NAMES, SHARP_NAMES, Key, parse_key  # noqa: F401 - re-exported
+from .stems import Stem, build_prompt, parse_stems  # noqa: F401 - re-exported
 
 __all__ = [
     "Stem",
@@ -51,116 +51,11 @@ BACKENDS = ("musicgen", "sketch")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
-# Names that are not portable file names (Windows reserves these whatever the extension).
-_RESERVED_NAMES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
-                   *(f"lpt{i}" for i in range(1, 10))}
-_SAFE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
-
-
-@dataclass(frozen=True)
-class Stem:
-    """One instrument of a song.
-
-    Parameters
-    ----------
-    name : str
-        Short name, also the stem's file name: letters, digits, ``-`` and ``_``, at most 64.
-    prompt : str
-        What this stem should sound like, e.g. ``"deep rolling acid bassline"``.
-    gain_db : float
-        Level of this stem in the mix relative to the others, in dB (after loudness matching).
-    pan : float
-        Stereo position in [-1, 1]: -1 hard left, 0 centre, 1 hard right.
-    melody : str or Path, optional
-        An audio file (a hummed or played tune) whose chroma this stem follows; melody
-        models only (``model="facebook/musicgen-melody"``), tonal stems only.
-    """
-
-    name: str
-    prompt: str
-    gain_db: float = 0.0
-    pan: float = 0.0
-    melody: Any = None
-
-
 def check_bpm(bpm: Any, argument: str = "bpm") -> float | None:
     """A tempo as the ``bpm`` setting allows it (``align_stems`` reuses it), or None."""
     rule = SETTING["bpm"]
     return None if bpm is None else check_finite(bpm, argument, low=rule.low, high=rule.high,
                                                  fix=rule.fix)
-
-
-def _check_name(name: Any, seen: dict[str, str]) -> str:
-    if not isinstance(name, str) or not _SAFE_NAME_RE.match(name) or \
-            name.lower() in _RESERVED_NAMES:
-        raise MusicStemsError(
-            f"stem name {name!r} is not a safe file name; use 1-64 letters, digits, '-' or '_', "
-            "starting with a letter or digit (e.g. 'drums', 'lead_2'), and not a reserved "
-            "device name such as 'con' or 'nul'."
-        )
-    folded = name.lower()  # case-insensitive file systems would merge 'Drums' and 'drums'
-    if folded in seen:
-        raise MusicStemsError(
-            f"stem name {name!r} is given twice (as {seen[folded]!r} too); every stem needs its "
-            "own name, e.g. 'drums' and 'drums_2'."
-        )
-    seen[folded] = name
-    return name
-
-
-def _check_prompt(name: str, prompt: Any) -> str:
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise MusicStemsError(
-            f"stem {name!r} has prompt {prompt!r}; give it a non-empty text describing the "
-            "instrument, e.g. 'deep rolling acid bassline'."
-        )
-    return " ".join(prompt.split())
-
-
-def parse_stems(stems: Any) -> tuple[Stem, ...]:
-    """Turn ``{"name": "prompt"}`` or a list of :class:`Stem` into validated stems."""
-    if isinstance(stems, Mapping):
-        items: Iterable[Any] = [Stem(n, p) if not isinstance(p, Stem) else p
-                                for n, p in stems.items()]
-    elif isinstance(stems, (list, tuple)):
-        items = stems
-    else:
-        raise MusicStemsError(
-            f"stems={stems!r} is not a dict or list; pass {{'drums': 'punchy techno drums', ...}} "
-            "or [Stem('drums', 'punchy techno drums'), ...]."
-        )
-    seen: dict[str, str] = {}
-    parsed = []
-    for item in items:
-        if not isinstance(item, Stem):
-            raise MusicStemsError(
-                f"stems contains {item!r}; each entry must be a musicstems.Stem(name, prompt)."
-            )
-        name = _check_name(item.name, seen)
-        prompt = _check_prompt(name, item.prompt)
-        gain_db = check_finite(item.gain_db, f"stem {name!r} gain_db", low=GAIN_DB_RANGE[0],
-                               high=GAIN_DB_RANGE[1])
-        pan = check_finite(item.pan, f"stem {name!r} pan", low=-1, high=1,
-                           fix="-1 is hard left, 0 centre, 1 hard right.")
-        parsed.append(Stem(name, prompt, gain_db, pan, item.melody))
-    if not parsed:
-        raise MusicStemsError(
-            "stems is empty; give at least one stem, e.g. {'drums': 'punchy techno drums'}."
-        )
-    return tuple(parsed)
-
-
-def build_prompt(prompt: str, *, style: str | None, bpm: float | None, key: Key | None) -> str:
-    """The text sent to the model: the stem's own prompt plus the shared context, so stems that
-    are generated separately still agree on genre, tempo and key."""
-    parts = [prompt]
-    if style:
-        parts.append(style)
-    if bpm is not None:
-        parts.append(f"{bpm:g} bpm")
-    if key is not None:
-        parts.append(f"in {key.name}")
-    return ", ".join(parts)
 
 
 def _check_model(model: Any) -> str:
