@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import re
 import shlex
 import sys
@@ -94,7 +95,29 @@ class _Parser(argparse.ArgumentParser):
     one line, like every other refusal (argparse's own prints the usage and exits)."""
 
     def error(self, message: str):
-        raise _UsageError(f"{message} (see {self.prog} --help)")
+        hint = _did_you_mean(message, self._known_flags())
+        raise _UsageError(f"{message}{hint} (see {self.prog} --help)")
+
+    def _known_flags(self) -> list[str]:
+        """Every ``--flag`` of this parser and of its subcommands."""
+        flags = [f for f in self._option_string_actions if f.startswith("--")]
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    flags += [f for f in sub._option_string_actions if f.startswith("--")]
+        return sorted(set(flags))
+
+
+def _did_you_mean(message: str, flags: list[str]) -> str:
+    """``"; did you mean --duration?"`` for the misspelled flags an argparse message names."""
+    if not message.startswith("unrecognized arguments:"):
+        return ""
+    guesses = []
+    for word in message.split(":", 1)[1].split():
+        if word.startswith("--"):
+            close = difflib.get_close_matches(word.split("=", 1)[0], flags, n=1, cutoff=0.6)
+            guesses += [f"{close[0]} (for {word.split('=', 1)[0]})"] if close else []
+    return f"; did you mean {', '.join(guesses)}?" if guesses else ""
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -118,7 +141,9 @@ def _build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--pan", action="append", metavar="NAME=PAN",
                       help="stereo position of a stem, -1 (left) to 1 (right)")
     _add_song_options(comp, demo=False, defaults={})
-    comp.add_argument("--midi", action="store_true", help="also write song.mid (sketch backend)")
+    comp.add_argument("--midi", action="store_true", help="also write song.mid, the song's plan as MIDI (the notes you "
+                           "hear with the sketch backend; with MusicGen the plan its stems "
+                           "followed)")
 
     demo = sub.add_parser(
         "demo", help="write a demo song (MusicGen if its weights are cached, else offline)",

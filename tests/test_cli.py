@@ -123,6 +123,12 @@ def test_compose_end_to_end(tiny_model, tmp_path, capsys):
     (["compose", "--stem", "drums=kick", "--gain", "bass=-3", "--out", "x"], "--gain"),
     (["compose", "--stem", "drums=kick", "--model", "/no/such/dir", "--out", "x"],
      "not a folder"),
+    # a misspelled flag: argparse's complaint, with the flag meant
+    (["compose", "--stem", "drums=kick", "--duraton", "5", "--out", "x"],
+     "did you mean --duration (for --duraton)?"),
+    (["compose", "--stem", "drums=kick", "--ovewrite", "--target_lufs=-16", "--out", "x"],
+     "did you mean --overwrite (for --ovewrite), --target-lufs (for --target_lufs)?"),
+    (["compose", "--stem", "drums=kick", "--zzzz", "--out", "x"], "--zzzz (see"),
 ])
 def test_bad_input_exits_nonzero_with_one_line(args, needle, tmp_path):
     result = run_cli(*args)
