@@ -189,7 +189,9 @@ def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None,
         from .align import align_stems
 
         aligned = align_stems(raw, sample_rate, bpm=plan.bpm, key=plan.key,
-                              reference=plan.reference_stem)
+                              reference=plan.reference_stem,
+                              chords=[chord.pitch_classes for chord in plan.chords],
+                              bar_s=plan.bar_s)
         raw = aligned.stems
         alignment_report.update(bpm=aligned.bpm, key=aligned.key, stems=aligned.report)
     lap("align")

@@ -662,3 +662,67 @@ def test_sketch_songs_come_out_of_alignment_bit_identical(sketch_songs):
                 changed.append((style, name, entry["stretch_ratio"], entry["offset_s"],
                                 entry["semitones"]))
     assert changed == [], changed
+
+
+# --- a chord reference ------------------------------------------------------------------------
+# With the song's chords, a bass of roots is read bar by bar against them: B-E over Am-Dm is
+# the roots two semitones up, which no key could tell (the test above).
+
+def _sketch_chords(prompt):
+    from musicstems.plan import make_plan
+    from musicstems.spec import validate_compose_args
+
+    # sketch_part's own plan (same spec, same seed): its chords are what the bass was made from
+    spec = validate_compose_args({"bass": prompt}, bpm=120.0, key="A minor", duration_s=12.0,
+                                 seed=1, backend="sketch")
+    plan = make_plan(spec)
+    return [chord.pitch_classes for chord in plan.chords], plan.bar_s
+
+
+@pytest.mark.parametrize("prompt", ["synth bass", "sub bass"])
+@pytest.mark.parametrize("semitones", [2, -3])
+def test_with_the_chords_a_transposed_sketch_bass_is_restored_to_its_roots(
+        prompt, semitones, sketch_drums):
+    chords, bar_s = _sketch_chords(prompt)
+    truth = sketch_part(prompt, sr=LSR)
+    late = sketch_part(prompt, factor=0.95, delay_beats=0.3, semitones=semitones, sr=LSR)
+    profile = chroma_profile(truth, sr=LSR)
+    assert _residual(late, profile) == semitones  # the input is measurably transposed
+    stems = {"drums": sketch_drums, "bass": late}
+    # the control: the key alone does not put it back where it came from
+    keyed = align_stems(stems, LSR, bpm=120.0, key="A minor", reference="drums")
+    assert keyed.report["bass"]["semitones"] != -semitones
+    aligned = align_stems(stems, LSR, bpm=120.0, key="A minor", reference="drums",
+                          chords=chords, bar_s=bar_s)
+    report = aligned.report["bass"]
+    assert report["semitones"] == -semitones, report
+    assert _residual(aligned.stems["bass"], profile) == 0
+    assert aligned.report["drums"]["semitones"] == 0
+    after, _ = local_lags_s(aligned.stems["bass"], truth)  # and on tempo and grid still
+    assert abs(after[-1] - after[0]) <= 0.045 and np.max(np.abs(after)) <= 0.05, after
+
+
+@pytest.mark.parametrize("prompt", ["synth bass", "sub bass"])
+def test_with_the_chords_a_sketch_bass_in_place_is_left_bit_identical(prompt, sketch_drums):
+    chords, bar_s = _sketch_chords(prompt)
+    truth = sketch_part(prompt, sr=LSR)
+    aligned = align_stems({"drums": sketch_drums, "bass": truth}, LSR, bpm=120.0,
+                          key="A minor", reference="drums", chords=chords, bar_s=bar_s)
+    for name, y in (("drums", sketch_drums), ("bass", truth)):
+        np.testing.assert_array_equal(aligned.stems[name], y)
+        assert aligned.report[name]["engine"] is None, name
+
+
+@pytest.mark.parametrize("chords,bar_s,match", [
+    ([(9, 0, 4)], None, "without bar_s"),
+    (None, 2.0, "bar_s=2.0 was given without chords"),
+    ([(9, 0, 12)], 2.0, r"chords\[0\]=\(9, 0, 12\)"),
+    ([(9, 0, 4), ()], 2.0, r"chords\[1\]=\(\)"),
+    ("Am", 2.0, "chords='Am' is not a non-empty sequence"),
+    ([], 2.0, "is not a non-empty sequence"),
+    ([(9, 0, 4)], 0.0, "bar_s"),
+    ([(9, 0, 4)], float("nan"), "bar_s"),
+])
+def test_bad_chords_are_refused_before_any_work(chords, bar_s, match):
+    with pytest.raises(MusicStemsError, match=match):
+        align_stems({"a": np.ones((1, SR), np.float32) * 0.1}, SR, chords=chords, bar_s=bar_s)

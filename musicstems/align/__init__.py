@@ -25,11 +25,12 @@ This module holds :func:`align_stems`, which calls them in that order, and its r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from ..spec import Key
+from .chords import check_chords
 from .common import ANALYSIS_SR, _analysis_copy
 from .engines import _engine, _place, _stretch_and_shift
 from .inputs import _check_inputs
@@ -86,6 +87,8 @@ def align_stems(
     pitch_shift: bool = True,
     reference: str | None = None,
     length: int | None = None,
+    chords: "Sequence[Sequence[int]] | None" = None,
+    bar_s: float | None = None,
 ) -> AlignedStems:
     """Align the tempo, beat grid and key of separately generated stems.
 
@@ -117,6 +120,15 @@ def align_stems(
     length : int > 0, optional, samples
         Length of every output stem (cut or zero-padded at the end). Defaults to the longest
         input.
+    chords : sequence of sequences of int in [0, 11], optional
+        The song's chords bar by bar, each its pitch classes (C = 0), root first, e.g.
+        ``[(9, 0, 4), (2, 5, 9)]`` for Am, Dm. When given (with ``bar_s``), a stem's
+        transposition is decided by how well its chroma, bar by bar after its own tempo
+        correction, agrees with these chords over the 12 rotations, not by the key alone
+        (``docs/alignment.md``); the last chord holds past the end.
+    bar_s : float in [0.05, 60], s, optional
+        Length of one bar of ``chords``, from the start of the output grid. Required with
+        ``chords``.
 
     Returns
     -------
@@ -129,7 +141,7 @@ def align_stems(
     MusicStemsError
         For a bad argument or stem (wrong shape or type, empty, silent, NaN/inf samples, another
         sample rate, a length that is not a positive int, bpm outside [20, 300], an unknown
-        key, an unknown reference), before any audio is processed.
+        key, an unknown reference, chords that are not pitch classes or lack ``bar_s``), before any audio is processed.
 
     Examples
     --------
@@ -144,6 +156,7 @@ def align_stems(
     audio, sample_rate, bpm, target_key, reference, length = _check_inputs(
         stems, sample_rate, bpm=bpm, key=key, stretch=stretch, beat_offset=beat_offset,
         pitch_shift=pitch_shift, reference=reference, length=length)
+    chord_grid = check_chords(chords, bar_s)
     durations_s = {name: y.shape[-1] / sample_rate for name, y in audio.items()}
     mono = {name: _analysis_copy(y, sample_rate) for name, y in audio.items()}
 
@@ -155,7 +168,9 @@ def align_stems(
     key_name = None
     tonal = {name: KeyDecision() for name in audio}
     if pitch_shift:
-        key_name, tonal = _align_key(mono, durations_s, target_key, reference)
+        timing = {name: (decision.rate, decision.offset_s) for name, decision in tempo.items()}
+        key_name, tonal = _align_key(mono, durations_s, target_key, reference, chord_grid,
+                                     timing)
 
     preferred = _engine()
     out: dict[str, np.ndarray] = {}

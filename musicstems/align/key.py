@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..spec import Key
+from .chords import chord_scores, decide_by_chords
 from .common import ANALYSIS_SR, _pick
 
 _CHROMA_HOP = 512
@@ -60,6 +61,11 @@ _NOTE_FLOOR = 0.05
 #: chord. Half, not more: a melody's major third above a stronger note (the test flute's F#
 #: over D) reads at 60-70 % of it and is a note.
 _EXPLAINING = ((1, 0.5), (-1, 0.5), (4, 0.5), (10, 0.5))
+#: Scale fit a stem needs for its transposition to be decided by the chords: lower than
+#: MIN_KEY_CORRELATION, since the chords tell what a key cannot. Over 42 sketch songs
+#: (benchmarks/sweep_chords.py) drums measure 0.25-0.46 and can agree with a wrong rotation of
+#: the chords by up to 0.17; the synth and sub basses of the tests 0.59-0.60.
+MIN_CHORD_TONALITY = 0.5
 _MIN_KEY_DURATION_S = 1.0
 _MAX_SEMITONES = 6
 _STEPS = np.arange(-_MAX_SEMITONES, _MAX_SEMITONES)  # transpositions considered, -6 .. 5
@@ -85,6 +91,7 @@ class _Tonality:
     contrast: float     # std / mean of the chroma profile
     correlations: np.ndarray  # (2, 12): major / minor row, tonic column
     profile: np.ndarray  # (12,) chroma share per pitch class, C first, sums to 1
+    frames: np.ndarray | None = None  # (12, frames) chroma over time, kept when chords decide
 
     @property
     def confidence(self) -> float:
@@ -106,7 +113,7 @@ def _key_correlations(profile: np.ndarray) -> np.ndarray:
     return out
 
 
-def _tonality(mono: np.ndarray) -> _Tonality:
+def _tonality(mono: np.ndarray, frames: bool = False) -> _Tonality:
     import librosa
 
     # Six octaves from C1 (32.7 Hz) to B6 (1.98 kHz): bass fundamentals to the top of most
@@ -129,6 +136,8 @@ def _tonality(mono: np.ndarray) -> _Tonality:
     fold = librosa.filters.cq_to_chroma(cqt.shape[0], bins_per_octave=_CHROMA_BINS_PER_OCTAVE,
                                         fmin=fmin_hz)
     profile = np.einsum("cf,f->c", fold, cqt.sum(axis=1))
+    # einsum's own loop, not BLAS, for the same reason
+    chroma = np.einsum("cf,ft->ct", fold, cqt) if frames else None
     contrast = float(profile.std() / profile.mean()) if profile.mean() > 0 else 0.0
     correlations = _key_correlations(profile)
     mode, tonic = np.unravel_index(int(np.argmax(correlations)), correlations.shape)
@@ -136,7 +145,8 @@ def _tonality(mono: np.ndarray) -> _Tonality:
     return _Tonality(key=Key(int(tonic), "major" if mode == 0 else "minor"),
                      correlation=float(correlations[mode, tonic]), contrast=contrast,
                      correlations=correlations,
-                     profile=profile / total if total > 0 else np.full(12, 1 / 12))
+                     profile=profile / total if total > 0 else np.full(12, 1 / 12),
+                     frames=chroma)
 
 
 @dataclass(frozen=True)
@@ -206,10 +216,15 @@ def _decide(scores: np.ndarray, outside: np.ndarray | None = None) -> tuple[int,
 
 
 def _align_key(mono: dict[str, np.ndarray], durations_s: dict[str, float],
-               target_key: Key | None, reference: str | None
+               target_key: Key | None, reference: str | None,
+               chords: tuple[tuple[tuple[int, ...], ...], float] | None = None,
+               timing: dict[str, tuple[float, float]] | None = None
                ) -> tuple[str | None, dict[str, KeyDecision]]:
     """Measure every stem's key and decide its transposition, relative to ``target_key`` or,
-    without one, to the shared chroma of the tonal stems.
+    without one, to the shared chroma of the tonal stems. With ``chords`` (per-bar pitch
+    classes, root first, and the bar's length in seconds), every stem with a chroma contrast is
+    decided by its bar-by-bar agreement with them instead (:mod:`.chords`), read after its
+    tempo correction ``timing[name]`` = (rate, offset_s).
 
     Returns (the song's key name, per-stem :class:`KeyDecision`).
     """
@@ -220,7 +235,7 @@ def _align_key(mono: dict[str, np.ndarray], durations_s: dict[str, float],
             notes[name].append(f"key: {durations_s[name]:.2f} s is too short to measure a key "
                                f"(needs {_MIN_KEY_DURATION_S:g} s)")
         else:
-            tonalities[name] = _tonality(y)
+            tonalities[name] = _tonality(y, frames=chords is not None)
     tonal: dict[str, float] = {}
     for name, tone in tonalities.items():
         if tone.contrast < _MIN_CHROMA_CONTRAST:
@@ -247,7 +262,21 @@ def _align_key(mono: dict[str, np.ndarray], durations_s: dict[str, float],
                                         "the tonal stems was followed")
         target_key = _own_key(_tonality_of(shared))
         key_name = target_key.name
-    if target_key is not None:
+    if chords is not None:
+        # Root-only basses (scale fit 0.49-0.61) count here; drums (0.25-0.46) do not.
+        by_chords = [name for name, tone in tonalities.items()
+                     if tone.contrast >= _MIN_CHROMA_CONTRAST
+                     and tone.confidence >= MIN_CHORD_TONALITY]
+        # the song's scale: the target key's, else every pitch class the chords hold
+        scale = target_key.scale() if target_key is not None else \
+            sorted({pc for chord in chords[0] for pc in chord})
+        for name in by_chords:
+            rate, offset_s = (timing or {}).get(name, (1.0, 0.0))
+            steps[name], reason = decide_by_chords(chord_scores(
+                tonalities[name].frames, chords[0], chords[1], rate, offset_s, scale))
+            if reason:
+                notes[name].append(reason)
+    elif target_key is not None:
         major = target_key.tonic if target_key.mode == "major" else target_key.relative.tonic
         for name, profile in profiles.items():
             steps[name], reason = _decide(_rotation_scores(profile, _MASKS[major]),
