@@ -76,9 +76,11 @@ def main(argv=None):
                                   reference=plan.reference_stem, chords=chords,
                                   bar_s=plan.bar_s)
             for name, entry in aligned.report.items():
-                if name == "drums" or plan.parts[name].role == "drums":
-                    continue
                 applied = entry["semitones"]
+                if plan.parts[name].role == "drums":
+                    if applied != 0:
+                        failures.append((genre, seed, name, "drums, shifted", applied))
+                    continue
                 if shifts.get(name, 0) == 0:
                     if shifts:
                         continue  # counted once, in the untransposed render
