@@ -8,10 +8,11 @@ another key. The chords can: each bar of the stem should sound its bar's chord t
   :func:`musicstems.align.key._tonality`), each placed in the song's time after the stem's own
   tempo and offset correction (output time = input time / rate + offset), so a slow or late
   stem is read against the right bars.
-* **Score.** For each transposition s = -6 .. 5, the share of the stem's energy, transposed by
-  s, on the tones of the chord of the bar it sounds in; the root counts double
-  (:data:`_ROOT_WEIGHT`), so a line of roots is told from the same line a fifth away (whose
-  notes are the chords' fifths, also chord tones).
+* **Score.** For each transposition s = -6 .. 5, the stem's energy, transposed by s, weighted
+  by what each pitch class is in the bar it sounds in (:data:`_ROOT_WEIGHT`: the chord's root,
+  its other tones, the rest of the song's scale), as a share of its energy.
+* **Who.** Only stems with a scale fit of at least :data:`~musicstems.align.key.MIN_CHORD_TONALITY`
+  (drums agree with some rotation of the chords by chance).
 * **Decision.** The best transposition is applied only when it beats no shift by
   :data:`MIN_CHORD_MARGIN`; otherwise the stem is left alone, with the reason.
 """

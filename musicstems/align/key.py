@@ -11,6 +11,8 @@
   notes' chroma outside it, :func:`_out_of_scale`; leakage and overtones are no notes,
   :func:`_notes`), the rotation is not a fourth or fifth, and it beats
   no shift by :data:`_MIN_KEY_MARGIN`. Otherwise the stem is left alone, with the reason.
+* **With chords** (:mod:`.chords`), the decision is the stem's bar-by-bar agreement with the
+  song's chords instead, for every stem whose scale fit reaches :data:`MIN_CHORD_TONALITY`.
 * **Confidence.** The scale fit (correlation with the best one-scale template, scaled down for a
   flat chroma). Below :data:`MIN_KEY_CORRELATION` a stem is left alone on this axis and the
   report says why.
