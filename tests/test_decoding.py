@@ -17,6 +17,8 @@ from musicstems import compose
 
 torch = pytest.importorskip("torch")
 
+from reference_codes import generate_codes  # noqa: E402 - needs torch
+
 PROMPTS = ["punchy techno drums with a long rolling tail", "acid bass", "warm evolving pads"]
 STEMS = {"drums": "punchy techno drums", "bass": "deep rolling acid bassline"}
 
@@ -26,29 +28,6 @@ def loaded(tiny_model):
     from musicstems.backends.musicgen import load_model
 
     return load_model(tiny_model, device="cpu", precision="fp32", quiet=True)
-
-
-def _generate_codes(model, inputs, seed, **sampling):
-    """The codes transformers' generate hands to the codec (caught at the codec's door; a
-    stereo model's left and right codebooks, decoded one side at a time, interleaved again)."""
-    caught = []
-    decode = model.audio_encoder.decode
-
-    def catch(codes, **kwargs):
-        caught.append(codes.clone())
-        return decode(codes, **kwargs)
-
-    model.audio_encoder.decode = catch
-    try:
-        with torch.random.fork_rng(), torch.inference_mode():
-            torch.manual_seed(seed)
-            model.generate(**inputs, do_sample=True, **sampling)
-    finally:
-        del model.audio_encoder.decode  # the instance attribute: back to the class's method
-    if len(caught) == 1:
-        return caught[0]
-    left, right = caught
-    return torch.stack([left, right], dim=3).flatten(2, 3)  # L0 R0 L1 R1 ...
 
 
 def _loop_codes(model, inputs, seed, settings):
@@ -69,7 +48,7 @@ def test_the_loop_samples_the_codes_generate_samples(loaded, temperature, top_k,
     inputs = loaded.processor(text=PROMPTS, padding=True, return_tensors="pt")
     assert (inputs["attention_mask"] == 0).any()  # padding is exercised
     steps = 40
-    expected = _generate_codes(model, inputs, 11, guidance_scale=3.0, max_new_tokens=steps,
+    expected = generate_codes(model, inputs, 11, guidance_scale=3.0, max_new_tokens=steps,
                                temperature=temperature, top_k=top_k, top_p=top_p or None)
     codes = _loop_codes(model, inputs, 11, SamplingSettings(steps, 3.0, temperature, top_k,
                                                              top_p))
@@ -98,7 +77,7 @@ def test_the_loop_matches_generate_in_reduced_precision_too(tiny_model, precisio
     model = loaded.model
     processor = AutoProcessor.from_pretrained(tiny_model)
     inputs = processor(text=PROMPTS, padding=True, return_tensors="pt")
-    expected = _generate_codes(model, inputs, 9, guidance_scale=3.0, max_new_tokens=30)
+    expected = generate_codes(model, inputs, 9, guidance_scale=3.0, max_new_tokens=30)
     with torch.random.fork_rng(), torch.inference_mode():
         torch.manual_seed(9)
         codes, _ = sample_codes(model, inputs["input_ids"], inputs["attention_mask"],
@@ -188,7 +167,7 @@ def test_without_guidance_too(loaded):
     from musicstems.backends.decoding import SamplingSettings
 
     inputs = loaded.processor(text=PROMPTS, padding=True, return_tensors="pt")
-    expected = _generate_codes(loaded.model, inputs, 5, guidance_scale=1.0, max_new_tokens=20)
+    expected = generate_codes(loaded.model, inputs, 5, guidance_scale=1.0, max_new_tokens=20)
     assert torch.equal(_loop_codes(loaded.model, inputs, 5, SamplingSettings(20, 1.0)),
                        expected)
 
@@ -204,7 +183,7 @@ def test_stereo_models_too(tmp_path):
     inputs = stereo.processor(text=PROMPTS, padding=True, return_tensors="pt")
     from musicstems.backends.decoding import SamplingSettings
 
-    expected = _generate_codes(stereo.model, inputs, 2, guidance_scale=3.0, max_new_tokens=30)
+    expected = generate_codes(stereo.model, inputs, 2, guidance_scale=3.0, max_new_tokens=30)
     codes = _loop_codes(stereo.model, inputs, 2, SamplingSettings(30, 3.0))
     assert codes.shape == (1, len(PROMPTS), 8, 30 + 1 - 4)
     assert torch.equal(codes, expected)
@@ -327,7 +306,7 @@ def test_an_untested_release_runs_generate_end_to_end(tiny_model, monkeypatch):
     inputs = loaded.processor(text=list(untested.prompts.values()), padding=True,
                               return_tensors="pt")
     steps = backend["decoder_steps"]
-    expected = _generate_codes(model, inputs, 4, guidance_scale=3.0, max_new_tokens=steps)
+    expected = generate_codes(model, inputs, 4, guidance_scale=3.0, max_new_tokens=steps)
     assert torch.equal(caught[0], expected)
     # the seed matters: a different one samples other codes
     assert not torch.equal(_loop_codes(model, inputs, 5, SamplingSettings(steps, 3.0)),

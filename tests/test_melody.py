@@ -15,6 +15,8 @@ from musicstems.errors import MusicStemsError
 
 torch = pytest.importorskip("torch")
 
+from reference_codes import generate_codes  # noqa: E402 - needs torch
+
 STEMS = {"drums": "punchy four on the floor techno drums", "bass": "deep rolling acid bassline",
          "pads": "warm evolving analog pads"}
 
@@ -84,22 +86,8 @@ def test_a_melody_model_is_recognised_from_its_config(melody_model, tiny_model):
 
 def _codes(model, inputs, features, seed):
     """The codes generate hands to the codec, given ``input_features``."""
-    caught = []
-    decode = model.audio_encoder.decode
-
-    def catch(codes, **kwargs):
-        caught.append(codes.clone())
-        return decode(codes, **kwargs)
-
-    model.audio_encoder.decode = catch
-    try:
-        with torch.random.fork_rng(), torch.inference_mode():
-            torch.manual_seed(seed)
-            model.generate(**inputs, input_features=features, do_sample=True,
-                           guidance_scale=3.0, max_new_tokens=24)
-    finally:
-        del model.audio_encoder.decode
-    return caught[0]
+    return generate_codes(model, inputs, seed, input_features=features, guidance_scale=3.0,
+                          max_new_tokens=24)
 
 
 def test_the_model_hears_the_chroma(melody_model):

@@ -17,6 +17,8 @@ from musicstems.errors import MusicStemsError
 
 torch = pytest.importorskip("torch")
 
+from reference_codes import generate_codes  # noqa: E402 - needs torch
+
 PROMPTS = ["punchy techno drums with a long rolling tail", "acid bass", "warm evolving pads"]
 STEMS = {"drums": "punchy four on the floor techno drums", "bass": "deep rolling acid bassline",
          "pads": "warm evolving analog pads"}
@@ -38,24 +40,8 @@ def _primer_audio(seed: int, frames: int = 12) -> list[np.ndarray]:
 
 
 def _generate_codes(model, inputs, values, seed, **sampling):
-    """The codes generate hands to the codec, given ``input_values`` (see test_decoding)."""
-    caught = []
-    decode = model.audio_encoder.decode
-
-    def catch(codes, **kwargs):
-        caught.append(codes.clone())
-        return decode(codes, **kwargs)
-
-    model.audio_encoder.decode = catch
-    try:
-        with torch.random.fork_rng(), torch.inference_mode():
-            torch.manual_seed(seed)
-            model.generate(**inputs, input_values=values, do_sample=True, **sampling)
-    finally:
-        del model.audio_encoder.decode
-    if len(caught) == 1:
-        return caught[0]
-    return torch.stack(caught, dim=3).flatten(2, 3)  # stereo: L0 R0 L1 R1 ...
+    """The codes generate hands to the codec, given ``input_values``."""
+    return generate_codes(model, inputs, seed, input_values=values, **sampling)
 
 
 def _loop_codes(model, inputs, values, seed, settings, prepared=None):

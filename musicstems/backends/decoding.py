@@ -22,8 +22,6 @@ modules).
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -31,27 +29,10 @@ import torch.nn.functional as F
 
 from .int8_layers import scripted_layers
 from .prepared import PreparedDecoder
+from .sampling import DelayPattern, SamplingSettings, run_steps
 
 __all__ = ["unsupported_reason", "sample_codes", "decode_audio", "encode_text", "DecoderStep",
            "SamplingSettings"]
-
-
-@dataclass(frozen=True)
-class SamplingSettings:
-    """What the loop samples: ``max_new_tokens`` decoder steps, classifier-free guidance of
-    ``guidance_scale`` (off at 1), then temperature, top-k and top-p (0: off), in
-    ``generate``'s order."""
-
-    max_new_tokens: int
-    guidance_scale: float
-    temperature: float = 1.0
-    top_k: int = 250
-    top_p: float = 0.0  # 0: off
-
-    @property
-    def guided(self) -> bool:
-        """Classifier-free guidance: a conditional and an unconditional row per prompt."""
-        return self.guidance_scale > 1
 
 
 def unsupported_reason(model) -> str | None:
@@ -59,18 +40,27 @@ def unsupported_reason(model) -> str | None:
     decoder = getattr(getattr(getattr(model, "decoder", None), "model", None), "decoder", None)
     if decoder is None or not hasattr(model.decoder, "lm_heads"):
         return "not a MusicgenForConditionalGeneration"
-    if model.training:
-        return "the model is in training mode"
-    config = model.config.decoder
-    if getattr(config, "scale_embedding", False):
-        return "scaled embeddings"
-    if config.activation_function not in ("gelu",):
-        return f"activation {config.activation_function!r}"
+    reason = decoder_config_reason(model)
+    if reason is not None:
+        return reason
     layer = decoder.layers[0]
     for name in ("self_attn", "encoder_attn", "fc1", "fc2", "self_attn_layer_norm",
                  "encoder_attn_layer_norm", "final_layer_norm"):
         if not hasattr(layer, name):
             return f"decoder layer without {name}"
+    return None
+
+
+def decoder_config_reason(model) -> str | None:
+    """What in ``model``'s mode or decoder config the loops do not compute (None: nothing);
+    shared by this loop and the melody loop."""
+    if model.training:
+        return "the model is in training mode"
+    config = model.config.decoder
+    if getattr(config, "scale_embedding", False):
+        return "scaled embeddings"
+    if config.activation_function != "gelu":
+        return f"activation {config.activation_function!r}"
     return None
 
 
@@ -240,28 +230,6 @@ class DecoderStep:
         return logits.reshape(rows * self.num_codebooks, -1).float()
 
 
-def _process(scores: torch.Tensor, settings: SamplingSettings) -> torch.Tensor:
-    """transformers' logits processors for MusicGen, in their order: classifier-free guidance,
-    temperature, top-k, top-p."""
-    if settings.guided:
-        cond, uncond = scores.split(scores.shape[0] // 2, dim=0)
-        scores = uncond + (cond - uncond) * settings.guidance_scale
-    if settings.temperature != 1.0:
-        scores = scores / settings.temperature
-    if settings.top_k:
-        top_k = min(settings.top_k, scores.shape[-1])
-        kth = torch.topk(scores, top_k)[0][..., -1, None]
-        scores = scores.masked_fill(scores < kth, -math.inf)
-    if settings.top_p and settings.top_p < 1.0:
-        sorted_logits, sorted_indices = torch.sort(scores, descending=False)
-        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-        remove = cumulative <= (1 - settings.top_p)
-        remove[..., -1:] = 0
-        remove = remove.scatter(1, sorted_indices, remove)
-        scores = scores.masked_fill(remove, -math.inf)
-    return scores
-
-
 def encode_text(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, *,
                 guided: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The text encoder's states as the decoder attends to them, and their mask: projected to
@@ -280,12 +248,6 @@ def encode_text(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | N
     if attention_mask is not None:
         states = states * attention_mask[..., None]
     return states, attention_mask
-
-
-def _draw(probs: torch.Tensor) -> torch.Tensor:
-    """One code per row of ``probs`` (rows, vocab), on torch's global RNG, as ``generate``
-    draws them."""
-    return torch.multinomial(probs, num_samples=1).squeeze(1)
 
 
 def sample_codes(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
@@ -326,41 +288,18 @@ def sample_codes(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | 
 
     The KV cache is freed before this returns, before the codec needs the memory.
     """
-    num_codebooks = model.config.decoder.num_codebooks
-    batch = input_ids.shape[0]
     guided = settings.guided
     states, mask = encode_text(model, input_ids, attention_mask, guided=guided)
-
-    start_id = int(model.generation_config.decoder_start_token_id)
-    pad_id = int(model.generation_config.pad_token_id)
-    known = 1 if prefix_codes is None else 1 + prefix_codes.shape[-1]  # start token + primer
-    length = known + settings.max_new_tokens
-    first = torch.full((batch * num_codebooks, 1), start_id, dtype=torch.long,
-                       device=input_ids.device)
-    if prefix_codes is not None:
-        first = torch.cat([first, prefix_codes.reshape(batch * num_codebooks, -1)], dim=1)
-    # transformers' own delay pattern (mono and stereo): (batch * codebooks, length), -1 where
-    # a code is sampled, else the code forced there (the start token, a primer's codes, pads)
-    _, pattern = model.decoder.build_delay_pattern_mask(first, pad_token_id=start_id,
-                                                        max_length=length)
-    codes = torch.where(pattern == -1, start_id, pattern)
-    step = step_class(model, 2 * batch if guided else batch, length, prepared)
+    pattern = DelayPattern(model, input_ids.shape[0], settings.max_new_tokens, prefix_codes,
+                           input_ids.device)
+    step = step_class(model, 2 * pattern.batch if guided else pattern.batch, pattern.length,
+                      prepared)
     step.set_encoder(states, mask)
-    for t in range(known - 1, length - 1):
-        if t == known - 1 and known > 1:
-            seen = codes[:, :known].view(batch, num_codebooks, known)
-            logits = step.prefill(seen.repeat(2, 1, 1) if guided else seen)
-        else:
-            last = codes[:, t].view(batch, num_codebooks)
-            logits = step(last.repeat(2, 1) if guided else last)
-        sampled = _draw(F.softmax(_process(logits, settings), dim=-1))
-        forced = pattern[:, t + 1]
-        codes[:, t + 1] = torch.where(forced == -1, sampled, forced)
-        if on_step is not None:
-            on_step(t + 2 - known)
+    codes = run_steps(step, pattern, settings, on_step=on_step,
+                      prefill=step.prefill if pattern.known > 1 else None)
     report = {"decoder_layers": step.layer_runner}
     del step  # the KV cache
-    return codes[codes != pad_id].reshape(1, batch, num_codebooks, -1), report
+    return codes, report
 
 
 def decode_audio(model, codes: torch.Tensor) -> tuple[torch.Tensor, str]:

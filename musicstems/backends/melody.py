@@ -61,16 +61,11 @@ def melody_features(model, chromas: list[np.ndarray | None]) -> torch.Tensor | N
 
 def unsupported_reason(model) -> str | None:
     """Why :func:`sample_melody_codes` cannot run ``model`` (then ``generate`` runs it)."""
+    from .decoding import decoder_config_reason
+
     if not is_melody(model):
         return "not a MusicGen-Melody"
-    if model.training:
-        return "the model is in training mode"
-    config = model.config.decoder
-    if getattr(config, "scale_embedding", False):
-        return "scaled embeddings"
-    if config.activation_function != "gelu":
-        return f"activation {config.activation_function!r}"
-    return None
+    return decoder_config_reason(model)
 
 
 def condition_states(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
@@ -197,36 +192,16 @@ def sample_melody_codes(model, input_ids: torch.Tensor, attention_mask: torch.Te
     report : dict
         ``decoder_layers``: ``"eager"``.
     """
-    from .decoding import _draw, _process
+    from .sampling import DelayPattern, run_steps
 
     guided = settings.guided
-    num_codebooks = model.config.decoder.num_codebooks
-    batch = input_ids.shape[0]
     prefix = condition_states(model, input_ids, attention_mask, features, guided=guided)
-    start_id = int(model.generation_config.decoder_start_token_id)
-    pad_id = int(model.generation_config.pad_token_id)
-    known = 1 if prefix_codes is None else 1 + prefix_codes.shape[-1]  # start token + primer
-    length = known + settings.max_new_tokens
-    first = torch.full((batch * num_codebooks, 1), start_id, dtype=torch.long,
-                       device=input_ids.device)
-    if prefix_codes is not None:
-        first = torch.cat([first, prefix_codes.reshape(batch * num_codebooks, -1)], dim=1)
-    _, pattern = model.decoder.build_delay_pattern_mask(first, pad_token_id=start_id,
-                                                        max_length=length)
-    codes = torch.where(pattern == -1, start_id, pattern)
-    rows = 2 * batch if guided else batch
-    step = MelodyStep(model, rows, prefix.shape[1] + length, prepared)
-    for t in range(known - 1, length - 1):
-        if t == known - 1:
-            seen = codes[:, :known].view(batch, num_codebooks, known)
-            logits = step.prefill(prefix, seen.repeat(2, 1, 1) if guided else seen)
-        else:
-            last = codes[:, t].view(batch, num_codebooks)
-            logits = step(last.repeat(2, 1) if guided else last)
-        sampled = _draw(F.softmax(_process(logits, settings), dim=-1))
-        forced = pattern[:, t + 1]
-        codes[:, t + 1] = torch.where(forced == -1, sampled, forced)
-        if on_step is not None:
-            on_step(t + 2 - known)
+    pattern = DelayPattern(model, input_ids.shape[0], settings.max_new_tokens, prefix_codes,
+                           input_ids.device)
+    rows = 2 * pattern.batch if guided else pattern.batch
+    step = MelodyStep(model, rows, prefix.shape[1] + pattern.length, prepared)
+    # the conditioning prefix always goes in with the known codes, in one causal pass
+    codes = run_steps(step, pattern, settings, on_step=on_step,
+                      prefill=lambda seen: step.prefill(prefix, seen))
     del step  # the KV cache
-    return codes[codes != pad_id].reshape(1, batch, num_codebooks, -1), {"decoder_layers": "eager"}
+    return codes, {"decoder_layers": "eager"}
