@@ -3,8 +3,7 @@
 ``torch.nn.functional.linear`` on a CPU re-lays the weight out for oneDNN's kernel on every
 call; for a decoder step's few rows that copy is a large share of the product, so the bf16
 recipe and the int8 recipe's output heads pack their weights once at load
-(docs/performance.md, "What makes it fast", has the measurements;
-``python -m benchmarks.experiments linear`` repeats them). This uses torch's private
+(docs/performance.md, "What makes it fast", has the measurements). This uses torch's private
 ``mkldnn`` ops (the ones torch.compile's CPU backend uses), probed before use.
 """
 
