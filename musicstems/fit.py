@@ -38,14 +38,13 @@ from typing import Any, Mapping
 
 import numpy as np
 
+# the mono copy at alignment's analysis rate: onsets and chroma below 5.5 kHz are all we need
+from .align.common import ANALYSIS_SR, _analysis_copy
 from .errors import MusicStemsError, MusicStemsWarning
 
 __all__ = ["measure_fit", "grid_s", "MIN_GRID_LIFT", "MIN_CHORD_LIFT", "WINDOW_BEATS",
            "ANALYSIS_SR"]
 
-#: Rate of the mono copy every measurement is made on, Hz: onsets and chroma below 5.5 kHz are
-#: all the measures need (the same rate alignment analyses at).
-ANALYSIS_SR = 11025
 # Onset envelope: 46 ms frames every 5.8 ms. 186 ms frames (librosa's default n_fft at this rate)
 # blur a 16th at 174 bpm (86 ms) and put onsets 13-24 ms late on the sketch's voices; 46 ms ones
 # put them within ~10 ms. lag=2 with a 3-band maximum filter (SuperFlux, Boeck & Widmer 2013)
@@ -202,15 +201,6 @@ def _is_rhythmic(part, plan, onsets_s: np.ndarray) -> bool:
             and onsets_s.size >= MIN_ONSETS_PER_BAR * plan.duration_s / plan.bar_s)
 
 
-def _mono(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    import librosa
-
-    mono = np.atleast_2d(np.asarray(audio, dtype=np.float32)).mean(axis=0)
-    if sample_rate == ANALYSIS_SR:
-        return mono
-    return librosa.resample(mono, orig_sr=sample_rate, target_sr=ANALYSIS_SR, res_type="soxr_mq")
-
-
 def measure_fit(stems: Mapping[str, np.ndarray], sample_rate: int, plan, *, warn: bool = True
                 ) -> dict[str, dict[str, Any]]:
     """Measure how well every stem agrees with the plan's beat grid and chords.
@@ -269,7 +259,8 @@ def measure_fit(stems: Mapping[str, np.ndarray], sample_rate: int, plan, *, warn
             report[name] = {**entry, "fits": True, "reasons": [],
                             "measured": "no: shorter than one bar"}
             continue
-        mono = _mono(audio, int(sample_rate))
+        mono = _analysis_copy(np.atleast_2d(np.asarray(audio, dtype=np.float32)),
+                              int(sample_rate))
         planned = _planned_onsets_s(plan, name, merge_s=plan.beat_s / 8)
         reasons = []
         if _is_rhythmic(part, plan, planned):
