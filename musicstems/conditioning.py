@@ -235,19 +235,11 @@ def is_melody_model(model: str) -> bool:
     read from the folder or the local Hugging Face cache, no network and no torch -- or, for a
     hub id not cached yet, from its name."""
     import json
-    from pathlib import Path
 
-    folder = Path(model).expanduser()
-    config = folder / "config.json" if folder.is_dir() else None
-    if config is None:
-        try:
-            from huggingface_hub import try_to_load_from_cache
+    from .backends.hub import config_path
 
-            cached = try_to_load_from_cache(model, "config.json")
-            config = Path(cached) if isinstance(cached, str) else None
-        except (ImportError, ValueError):
-            config = None
-    if config is not None and config.is_file():
+    config = config_path(model)
+    if config is not None:
         with open(config, encoding="utf-8") as file:
             return json.load(file).get("model_type") == "musicgen_melody"
     return "musicgen-melody" in str(model).lower()

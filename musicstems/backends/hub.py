@@ -12,7 +12,8 @@ from urllib.parse import urlparse
 from ..errors import ModelLoadError
 from ..spec import DEFAULT_MODEL
 
-__all__ = ["weights_cached", "musicgen_weights_cached", "check_download", "PROBE_TIMEOUT_S"]
+__all__ = ["config_path", "weights_cached", "musicgen_weights_cached", "check_download",
+           "PROBE_TIMEOUT_S"]
 
 #: How long the hub gets to answer before musicstems says it cannot be reached, s. The hub
 #: client itself retries five times with backoff (about half a minute) before it gives up.
@@ -26,26 +27,42 @@ def _error(message: str, model: str) -> ModelLoadError:
                           arguments={"model": model, "backend": "sketch"})
 
 
-def weights_cached(model: str) -> bool:
-    """Whether ``model`` can load with no network: a saved folder, or a hub id whose config and
-    weights are already in the local Hugging Face cache."""
-    try:
-        folder = Path(model).expanduser()
-    except RuntimeError:  # "~someone" with no such user
-        return False
-    if folder.is_dir():
-        return (folder / "config.json").is_file()
+def _cached_file(model: str, name: str) -> Path | None:
+    """``name`` of hub id ``model`` in the local Hugging Face cache, or None."""
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:  # pragma: no cover - transformers always brings huggingface_hub
-        return False
+        return None
     try:
-        if not isinstance(try_to_load_from_cache(model, "config.json"), str):
-            return False
-        return any(isinstance(try_to_load_from_cache(model, name), str)
-                   for name in ("model.safetensors", "pytorch_model.bin"))
+        cached = try_to_load_from_cache(model, name)
     except ValueError:  # not a valid repo id
+        return None
+    return Path(cached) if isinstance(cached, str) else None
+
+
+def config_path(model: str) -> Path | None:
+    """``model``'s config.json on this machine -- in its folder, or for a hub id in the local
+    Hugging Face cache -- or None; no network, no torch."""
+    try:
+        folder = Path(model).expanduser()
+    except RuntimeError:  # "~someone" with no such user
+        return None
+    if folder.is_dir():
+        config = folder / "config.json"
+        return config if config.is_file() else None
+    return _cached_file(model, "config.json")
+
+
+def weights_cached(model: str) -> bool:
+    """Whether ``model`` can load with no network: a saved folder, or a hub id whose config and
+    weights are already in the local Hugging Face cache."""
+    config = config_path(model)
+    if config is None:
         return False
+    if Path(model).expanduser().is_dir():
+        return True
+    return any(_cached_file(model, name) is not None
+               for name in ("model.safetensors", "pytorch_model.bin"))
 
 
 def musicgen_weights_cached(model: str = DEFAULT_MODEL) -> bool:
