@@ -26,6 +26,7 @@ from .loudness import master, normalize_loudness
 from .mix import mix_stems
 from .plan import make_plan
 from .spec import DEFAULT_MODEL, SETTINGS, SongSpec, Stem, build_prompts, validate_compose_args
+from .stems import stem_seed
 
 __all__ = ["compose", "render"]
 
@@ -210,6 +211,7 @@ def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None,
             raw[stem.name], sample_rate, target_lufs=spec.stem_lufs, gain_db=stem.gain_db)
         stem_entries[stem.name] = {
             "prompt": stem.prompt, "prompt_sent": spec.prompts[stem.name],
+            "seed": stem_seed(spec.seed, stem), "seed_given": stem.seed is not None,
             "gain_db": stem.gain_db, "pan": stem.pan, "loudness": loudness,
             "alignment": alignment_report.get("stems", {}).get(stem.name),
             # what the model heard besides the text (None: nothing)

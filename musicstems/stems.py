@@ -3,6 +3,7 @@ each stem sends to the model (its own words plus the song's shared context)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
@@ -11,7 +12,7 @@ from .checks import GAIN_DB_RANGE, check_finite
 from .errors import MusicStemsError
 from .keys import Key
 
-__all__ = ["Stem", "parse_stems", "build_prompt"]
+__all__ = ["Stem", "parse_stems", "build_prompt", "stem_seed"]
 
 # Names that are not portable file names (Windows reserves these whatever the extension).
 _RESERVED_NAMES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
@@ -36,6 +37,9 @@ class Stem:
     melody : str or Path, optional
         An audio file (a hummed or played tune) whose chroma this stem follows; melody
         models only (``model="facebook/musicgen-melody"``), tonal stems only.
+    seed : int in [0, 2**32), optional
+        This stem's own seed. When omitted it is derived from the song's seed and the stem's
+        name (:func:`stem_seed`), so a stem sounds the same whatever the other stems are.
     """
 
     name: str
@@ -43,6 +47,28 @@ class Stem:
     gain_db: float = 0.0
     pan: float = 0.0
     melody: Any = None
+    seed: int | None = None
+
+
+def stem_seed(song_seed: int, stem: "Stem | str") -> int:
+    """The seed a stem is generated with: its own ``Stem.seed`` when given, else one derived
+    from the song's seed and the stem's name (BLAKE2b of both, 32 bits), so it does not
+    depend on the other stems, their order or their number."""
+    if isinstance(stem, Stem) and stem.seed is not None:
+        return int(stem.seed)
+    name = stem.name if isinstance(stem, Stem) else str(stem)
+    digest = hashlib.blake2b(f"{int(song_seed)}/{name}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "little")
+
+
+def _check_stem_seed(name: str, seed: Any) -> int | None:
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise MusicStemsError(
+            f"stem {name!r} has seed={seed!r}; pass a whole number from 0 to 2**32 - 1, or "
+            "None to derive it from the song's seed and the stem's name.")
+    return seed
 
 
 def _check_name(name: Any, seen: dict[str, str]) -> str:
@@ -97,7 +123,8 @@ def parse_stems(stems: Any) -> tuple[Stem, ...]:
                                high=GAIN_DB_RANGE[1])
         pan = check_finite(item.pan, f"stem {name!r} pan", low=-1, high=1,
                            fix="-1 is hard left, 0 centre, 1 hard right.")
-        parsed.append(Stem(name, prompt, gain_db, pan, item.melody))
+        parsed.append(Stem(name, prompt, gain_db, pan, item.melody,
+                           _check_stem_seed(name, item.seed)))
     if not parsed:
         raise MusicStemsError(
             "stems is empty; give at least one stem, e.g. {'drums': 'punchy techno drums'}."

@@ -221,3 +221,20 @@ def test_compose_with_the_sketch_backend_saves_a_song_with_midi(tmp_path, align)
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["plan"]["bpm"] == 128.0 and manifest["files"]["midi"] == "song.mid"
     assert Composition.load(folder).plan == song.plan
+
+
+def test_a_stems_own_seed_redraws_its_part_alone():
+    from musicstems import Stem, compose
+    from musicstems.stems import stem_seed
+
+    kwargs = dict(bpm=120, key="A minor", duration_s=4, seed=3, backend="sketch",
+                  progress=False, align=False)
+    base = compose([Stem("drums", "techno drums"), Stem("bass", "acid bass")], **kwargs)
+    reseeded = compose([Stem("drums", "techno drums"), Stem("bass", "acid bass", seed=99)],
+                       **kwargs)
+    np.testing.assert_array_equal(base.stems["drums"], reseeded.stems["drums"])
+    assert not np.array_equal(base.stems["bass"], reseeded.stems["bass"])
+    assert reseeded.manifest["stems"]["bass"]["seed"] == 99
+    assert base.manifest["stems"]["bass"]["seed"] == stem_seed(3, "bass")
+    # the derived seed depends on the song's seed and the name alone
+    assert stem_seed(3, "bass") != stem_seed(4, "bass") != stem_seed(4, "drums")

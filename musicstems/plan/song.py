@@ -309,7 +309,9 @@ def make_plan(spec) -> Plan:
     parts = {}
     for stem in spec.stems:
         style = styles[stem.name]
-        notes = write_part(style, score, _rng(spec.seed, "part", stem.name, stem.prompt))
+        # a stem's own seed (Stem.seed, e.g. from regenerate) redraws its part alone
+        part_seed = spec.seed if stem.seed is None else stem.seed
+        notes = write_part(style, score, _rng(part_seed, "part", stem.name, stem.prompt))
         parts[stem.name] = Part(stem.name, stem.prompt, style, gm_program(style.role, style.sound),
                                 channels[stem.name], notes)
     return Plan(bpm=bpm, key=key, meter=METER, genre=genre.name, chords=chords, sections=sections,
