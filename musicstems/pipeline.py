@@ -28,7 +28,7 @@ from .plan import make_plan
 from .spec import DEFAULT_MODEL, SETTINGS, SongSpec, Stem, build_prompts, validate_compose_args
 from .stems import stem_seed
 
-__all__ = ["compose", "render"]
+__all__ = ["compose", "render", "generate_stems"]
 
 _VERSIONED = ("numpy", "scipy", "librosa", "pyloudnorm", "pydub", "soundfile", "torch",
               "transformers", "accelerate")
@@ -179,7 +179,7 @@ def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None,
     spec = replace(spec, prompts=build_prompts(spec, bpm=plan.bpm, key=plan.key))
     lap("plan")
     _notify(callback, "generate", step=0, total=None)
-    generated = get_backend(spec.backend).generate(spec.stems, plan, spec, callback=callback)
+    generated = generate_stems(spec.stems, plan, spec, callback=callback)
     sample_rate = generated.sample_rate
     raw = generated.stems
     lap("generate")
@@ -262,6 +262,17 @@ def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None,
         song.save(target.directory, format=target.format, overwrite=target.overwrite,
                   midi=target.midi)
     return song
+
+
+def generate_stems(stems: Sequence[Stem], plan, spec: SongSpec, *,
+                   callback: Callable[[dict], None] | None = None):
+    """The generate stage: raw audio for ``stems`` (all of the song's, or the few an edit
+    makes again) from ``spec``'s backend, on the song's ``plan``.
+
+    Returns the backend's :class:`~musicstems.backends.Generated`: each stem float32
+    (channels, samples) and the backend's report.
+    """
+    return get_backend(spec.backend).generate(tuple(stems), plan, spec, callback=callback)
 
 
 def _version(name: str) -> str | None:
