@@ -40,6 +40,7 @@ import numpy as np
 
 # the mono copy at alignment's analysis rate: onsets and chroma below 5.5 kHz are all we need
 from .align.common import ANALYSIS_SR, _analysis_copy
+from .checks import check_audio, check_sample_rate
 from .errors import MusicStemsError, MusicStemsWarning
 
 __all__ = ["measure_fit", "grid_s", "MIN_GRID_LIFT", "MIN_CHORD_LIFT", "WINDOW_BEATS",
@@ -241,12 +242,20 @@ def measure_fit(stems: Mapping[str, np.ndarray], sample_rate: int, plan, *, warn
     >>> report["bass"]["fits"], report["bass"]["rhythm"]["on_grid"] > 0.9
     (True, True)
     """
+    from .plan import Plan
+
+    if not isinstance(plan, Plan):
+        raise MusicStemsError(f"plan={plan!r} is not a musicstems Plan; pass the song's "
+                              "plan, e.g. song.plan.", arguments={"plan": plan})
+    if not isinstance(stems, Mapping):
+        raise MusicStemsError(f"stems={stems!r} is not a dict; pass {{name: audio}}, e.g. "
+                              "song.stems.", arguments={"stems": stems})
     missing = [name for name in stems if name not in plan.parts]
     if missing:
         raise MusicStemsError(f"stems {missing} have no part in the plan; measure the stems "
                               "against the plan they were composed from.")
-    if not (isinstance(sample_rate, (int, np.integer)) and sample_rate > 0):
-        raise MusicStemsError(f"sample_rate={sample_rate!r} must be a positive integer, Hz.")
+    sample_rate = check_sample_rate(sample_rate)
+    stems = {name: check_audio(audio, f"stems[{name!r}]") for name, audio in stems.items()}
     window_s = min(MAX_WINDOW_S, WINDOW_BEATS * plan.beat_s)
     step_s = plan.beat_s / 4
     grid = grid_s(plan)

@@ -304,3 +304,54 @@ def test_cli_fuzz(stop_at_work, empty_cwd, capsys, argv):
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("musicstems: error: ")
     nothing_written(empty_cwd)
+
+
+@pytest.fixture(scope="module")
+def small_song():
+    return compose({"drums": "techno drums", "bass": "acid bass"}, backend="sketch",
+                   duration_s=2.0, seed=1, progress=False, bpm=120)
+
+
+@FUZZ
+@given(stems=st.one_of(JUNK, st.dictionaries(st.one_of(st.text(max_size=5), NASTY_TEXT),
+                                             AUDIO, max_size=2),
+                       st.dictionaries(st.sampled_from("ab"), GOOD_AUDIO, min_size=1)),
+       rate=RATES, bpm=st.one_of(st.none(), st.floats(20, 300), NUMBERS, JUNK),
+       key=st.one_of(st.none(), st.sampled_from(["A minor", "C"]), NASTY_TEXT, JUNK),
+       reference=st.one_of(st.none(), st.sampled_from(["a", "b", "zz"]), JUNK),
+       length=st.one_of(st.none(), st.integers(1, 200), NUMBERS, JUNK),
+       chords=st.one_of(st.none(), JUNK, st.lists(st.lists(st.integers(-2, 14), max_size=3),
+                                                  max_size=3)),
+       bar_s=st.one_of(st.none(), st.floats(0.05, 60), NUMBERS, JUNK))
+def test_align_stems_fuzz(stems, rate, bpm, key, reference, length, chords, bar_s):
+    from musicstems.align import align_stems
+
+    try:
+        aligned = align_stems(stems, rate, bpm=bpm, key=key, reference=reference, length=length,
+                              chords=chords, bar_s=bar_s)
+    except MusicStemsError as error:
+        assert str(error)
+        event("refused")
+        return
+    event("aligned")
+    for audio in aligned.stems.values():
+        assert_finite_audio(audio)
+    json.dumps(aligned.report, allow_nan=False)
+
+
+@FUZZ
+@given(stems=st.one_of(JUNK, st.dictionaries(st.sampled_from(["drums", "bass", "x"]),
+                                             AUDIO, max_size=2)),
+       rate=RATES, plan=st.one_of(st.just("song"), JUNK))
+def test_measure_fit_fuzz(small_song, stems, rate, plan):
+    from musicstems.fit import measure_fit
+
+    try:
+        report = measure_fit(stems, rate, small_song.plan if plan == "song" else plan,
+                             warn=False)
+    except MusicStemsError as error:
+        assert str(error)
+        event("refused")
+        return
+    event("measured")
+    json.dumps(report, allow_nan=False)
