@@ -1,0 +1,81 @@
+"""Bad generated audio, caught before it is mixed: NaN or infinite samples, silence, clipping.
+
+A sampled model can return a stem that is unusable: a numeric overflow (NaN/inf, seen with
+half precision), a stem that stays silent, or one that sits at full scale with flat tops. Each
+is found by :func:`stem_problem`; the pipeline generates such a stem once more with a seed
+derived from its own (:func:`retry_seed`, recorded in the manifest) and refuses the song with
+:class:`BadStemError` if the retry is bad too, so no bad stem is ever mixed in silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from .errors import MusicStemsError
+
+__all__ = ["stem_problem", "retry_seed", "BadStemError", "SILENCE_DBFS", "CLIP_LEVEL",
+           "MAX_CLIPPED_SHARE"]
+
+# A peak below -70 dBFS is nothing a listener hears at any sane monitoring level; it is also
+# where BS.1770's absolute gate treats a signal as silence.
+SILENCE_DBFS = -70.0
+# Hard clipping leaves runs of samples stuck at full scale.
+CLIP_LEVEL = 0.999
+CLIP_RUN = 3  # samples in a row: one sample at full scale is a peak, three are a flat top
+# Beyond 0.1 % of the samples in flat tops, clipping is audible as distortion.
+MAX_CLIPPED_SHARE = 1e-3
+
+
+class BadStemError(MusicStemsError):
+    """A generated stem stayed unusable (NaN/inf, silent or clipped) after its retry."""
+
+
+def stem_problem(audio: np.ndarray) -> str | None:
+    """What is wrong with a generated stem, or None when it can be mixed.
+
+    Parameters
+    ----------
+    audio : np.ndarray [shape=(channels, samples)], float
+
+    Returns
+    -------
+    str or None
+        ``"non-finite: ..."``, ``"silent: ..."`` or ``"clipped: ..."`` with the measured
+        figure, for the manifest and the error message.
+    """
+    audio = np.atleast_2d(np.asarray(audio))
+    finite = np.isfinite(audio)
+    if not finite.all():
+        return f"non-finite: {int(audio.size - finite.sum())} NaN or infinite samples"
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak <= 10 ** (SILENCE_DBFS / 20):
+        level = "-inf" if peak == 0 else f"{20 * np.log10(peak):.1f}"
+        return f"silent: peak {level} dBFS, at or below {SILENCE_DBFS:g} dBFS"
+    share = _clipped_share(audio)
+    if share > MAX_CLIPPED_SHARE:
+        return (f"clipped: {100 * share:.2f} % of samples in flat tops at full scale "
+                f"(more than {100 * MAX_CLIPPED_SHARE:g} %)")
+    return None
+
+
+def _clipped_share(audio: np.ndarray) -> float:
+    """The share of samples in runs of at least :data:`CLIP_RUN` equal samples at or above
+    :data:`CLIP_LEVEL` in magnitude (flat tops), over all channels."""
+    clipped = 0
+    for channel in audio:
+        at_top = np.abs(channel) >= CLIP_LEVEL
+        # links[i]: sample i+1 repeats sample i at full scale; a run of n links is n+1 samples
+        links = (channel[1:] == channel[:-1]) & at_top[1:]
+        edges = np.diff(np.concatenate([[0], links.astype(np.int8), [0]]))
+        lengths = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1) + 1
+        clipped += int(lengths[lengths >= CLIP_RUN].sum())
+    return clipped / audio.size
+
+
+def retry_seed(seed: int, attempt: int = 1) -> int:
+    """The seed of a stem's ``attempt``-th retry, derived from its own seed (32 bits)."""
+    digest = hashlib.blake2b(f"{int(seed)}/retry/{int(attempt)}".encode(),
+                             digest_size=4).digest()
+    return int.from_bytes(digest, "little")
