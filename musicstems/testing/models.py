@@ -58,6 +58,10 @@ def musicgen_config(*, size: str = "tiny", vocab_size: int = 160, stereo: bool =
     """
     from transformers import (EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, T5Config)
 
+    from ..backends.notices import drop_false_musicgen_notices
+
+    drop_false_musicgen_notices()
+
     if size == "tiny":
         text = T5Config(vocab_size=vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=2,
                         num_heads=4, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
