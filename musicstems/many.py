@@ -1,0 +1,300 @@
+"""Many songs: ``compose_many`` on this machine, any ``concurrent.futures`` executor, or Dask.
+
+Each song is composed and saved on its own (``out_dir/<name>/``, saved atomically as
+``Composition.save`` does), so a song folder with a manifest is a finished song. The manifest's
+``batch.spec_sha256`` fingerprints what the song was asked to be; a re-run skips every song
+whose folder holds a complete song with the same fingerprint, and composes the rest. A failing
+song is recorded with its error and the others go on. A song's audio depends only on its spec
+and seed, not on the worker that made it: every worker runs the same ``render``.
+
+Workers are processes that keep their loaded model between songs (``load_model``'s cache is
+per process) and get a numba cache folder of their own: librosa's numba kernels crash when
+several processes compile them into one cache folder at once (librosa #1998, numba #10128).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import zlib
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .errors import MusicStemsError
+
+__all__ = ["compose_many", "BatchSummary", "spec_fingerprint"]
+
+_SONG_NAME_FIX = "use 1-64 letters, digits, '-' or '_', e.g. 'song_001'"
+
+
+@dataclass
+class BatchSummary:
+    """What ``compose_many`` did: songs ``done`` (composed now), ``skipped`` (already there,
+    same spec) and ``failed`` (name -> the error, one line)."""
+
+    out_dir: str
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def __repr__(self) -> str:
+        lines = [f"compose_many -> {self.out_dir}: {len(self.done)} done, "
+                 f"{len(self.skipped)} skipped, {len(self.failed)} failed"]
+        lines += [f"  failed {name}: {reason}" for name, reason in self.failed.items()]
+        return "\n".join(lines)
+
+
+def spec_fingerprint(spec) -> str:
+    """SHA-256 of what a song was asked to be: every setting the manifest records and each
+    stem's name, prompt, gain, pan, seed and melody file. Progress and cache settings are not
+    part of it; they do not change the song."""
+    from .stems import stem_seed
+
+    stems = [{"name": s.name, "prompt": s.prompt, "gain_db": s.gain_db, "pan": s.pan,
+              "seed": stem_seed(spec.seed, s),
+              "melody": None if s.melody is None else str(s.melody)} for s in spec.stems]
+    data = {"settings": spec.settings(), "stems": stems}
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _song_request(song: Any, index: int) -> tuple[Any, Any, dict[str, Any]]:
+    """(name, stems, settings) of one song: a dict with ``name`` and ``stems``, or a TOML song
+    file (named after the file)."""
+    if isinstance(song, (str, os.PathLike)):
+        from .songfile import read_song_file
+
+        stems, song_settings = read_song_file(song)
+        return Path(song).stem, stems, dict(song_settings)
+    if not isinstance(song, Mapping) or "name" not in song or "stems" not in song:
+        raise MusicStemsError(
+            f"songs[{index}]={song!r} is not a song; pass a dict with 'name' and 'stems' "
+            "(and any compose setting), e.g. {'name': 'song_001', 'stems': {'drums': "
+            "'techno drums'}}, or the path of a TOML song file.", arguments={"songs": song})
+    rest = {k: v for k, v in song.items() if k not in ("name", "stems")}
+    return song["name"], song["stems"], rest
+
+
+def _song_seed(name: str) -> int:
+    # a song without a seed gets one from its name, so a re-run asks for the same song
+    return zlib.crc32(f"musicstems-song/{name}".encode())
+
+
+def _requests(songs: Iterable[Any], settings: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """Every song validated at the door, before any work: (name, SongSpec)."""
+    from .spec import validate_compose_args
+    from .stems import _SAFE_NAME_RE
+
+    if isinstance(songs, (str, bytes, Mapping)) or not isinstance(songs, Iterable):
+        raise MusicStemsError(
+            f"songs={songs!r} is not a list of songs; pass e.g. [{{'name': 'song_001', "
+            "'stems': {'drums': 'techno drums'}}, ...] or a list of TOML song files.",
+            arguments={"songs": songs})
+    requests, seen = [], {}
+    for index, song in enumerate(songs):
+        name, stems, song_settings = _song_request(song, index)
+        if not isinstance(name, str) or not _SAFE_NAME_RE.match(name):
+            raise MusicStemsError(f"songs[{index}] has name={name!r}; {_SONG_NAME_FIX}.",
+                                  arguments={"songs": song})
+        if name.lower() in seen:
+            raise MusicStemsError(
+                f"songs[{index}] and songs[{seen[name.lower()]}] are both named {name!r}; "
+                "every song needs its own name (its folder in out_dir).",
+                arguments={"songs": song})
+        seen[name.lower()] = index
+        merged = {**settings, **song_settings}
+        if merged.get("seed") is None:
+            merged["seed"] = _song_seed(name)
+        try:
+            spec = validate_compose_args(stems, **merged)
+        except MusicStemsError as error:
+            raise MusicStemsError(f"song {name!r}: {error}", arguments=error.arguments) from None
+        requests.append((name, spec))
+    if not requests:
+        raise MusicStemsError("songs is empty; give at least one song.",
+                              arguments={"songs": songs})
+    return requests
+
+
+def finished(folder: Path, fingerprint: str) -> bool:
+    """Whether ``folder`` holds a complete song asked for with ``fingerprint``."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(manifest, dict) or \
+            (manifest.get("batch") or {}).get("spec_sha256") != fingerprint:
+        return False
+    files = manifest.get("files") or {}
+    listed = [files.get("mix"), *(files.get("stems") or {}).values()]
+    return all(isinstance(p, str) and (folder / p).is_file() for p in listed)
+
+
+def _own_numba_cache() -> None:
+    """A numba cache folder for this process, set before librosa first imports numba."""
+    if "numba" in sys.modules:
+        return
+    base = os.environ.get("MUSICSTEMS_NUMBA_BASE") or os.path.join(
+        tempfile.gettempdir(), "musicstems-numba")
+    os.environ["NUMBA_CACHE_DIR"] = os.path.join(base, f"worker-{os.getpid()}")
+
+
+def _compose_one(name: str, spec, out_dir: str, fmt: str, fingerprint: str) -> str:
+    """Compose and save one song (runs in a worker). Returns the name."""
+    _own_numba_cache()
+    from dataclasses import replace
+
+    from .pipeline import render
+
+    song = render(replace(spec, progress=False))
+    song.manifest["batch"] = {"name": name, "spec_sha256": fingerprint}
+    song.save(Path(out_dir) / name, format=fmt, overwrite=True)
+    return name
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".strip()
+
+
+def compose_many(songs: Iterable[Any], out_dir: str | os.PathLike, *, client: Any = None,
+                 executor: Executor | None = None, format: str = "wav",
+                 progress: bool = True, retries: int = 1, **settings: Any) -> BatchSummary:
+    """Compose and save many songs: here, on an executor's workers, or on a Dask cluster.
+
+    Parameters
+    ----------
+    songs : iterable of dict or path
+        Each a song: ``{"name": "song_001", "stems": {"drums": "...", ...}, "bpm": 128, ...}``
+        (any :func:`~musicstems.compose` setting) or a TOML song file (docs/guide.md). Every
+        song is validated before any is composed.
+    out_dir : path
+        Each song is saved to ``out_dir/<name>/`` (a shared folder when workers run on other
+        machines).
+    client : dask.distributed.Client, optional
+        Spread the songs over its workers (``musicstems[dask]``). A song whose worker dies is
+        given to another worker, up to ``retries`` times.
+    executor : concurrent.futures.Executor, optional
+        Any executor instead (a ``ProcessPoolExecutor``, Ray's executor, ...). With neither,
+        songs are composed one after the other in this process.
+    format : {"wav", "flac", "mp3"}
+    progress : bool
+        A bar over the songs.
+    retries : int >= 0
+        Dask only: how many times a song whose worker died is tried again.
+    **settings
+        Defaults for every song (a song's own keys win), e.g. ``backend="sketch"``.
+
+    Returns
+    -------
+    BatchSummary
+        ``done``, ``skipped`` (already in ``out_dir`` with the same spec), ``failed``.
+    """
+    from .checks import check_whole
+    from .export import _check_format
+
+    fmt = _check_format(format)
+    retries = check_whole(retries, "retries", low=0, high=100)
+    if client is not None and executor is not None:
+        raise MusicStemsError("pass client= or executor=, not both.",
+                              arguments={"client": client})
+    if executor is not None and not isinstance(executor, Executor):
+        raise MusicStemsError(f"executor={executor!r} is not a concurrent.futures.Executor; "
+                              "pass e.g. ProcessPoolExecutor(2), or client= for Dask.",
+                              arguments={"executor": executor})
+    if client is not None:
+        _check_dask_client(client)
+    out = Path(out_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise MusicStemsError(f"out_dir={str(out_dir)!r} is a file; pass a folder.",
+                              arguments={"out_dir": out_dir})
+    requests = _requests(songs, settings)
+    summary = BatchSummary(out_dir=str(out))
+    todo = []
+    for name, spec in requests:
+        fingerprint = spec_fingerprint(spec)
+        if finished(out / name, fingerprint):
+            summary.skipped.append(name)
+        else:
+            todo.append((name, spec, fingerprint))
+    out.mkdir(parents=True, exist_ok=True)
+    bar = _bar(len(todo), progress)
+    try:
+        for name, error in _run(todo, str(out), fmt, client, executor, retries):
+            if error is None:
+                summary.done.append(name)
+            else:
+                summary.failed[name] = error
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return summary
+
+
+def _bar(total: int, show: bool):
+    if not show or not total:
+        return None
+    from .progress import progress_bar_class
+
+    return progress_bar_class()(total=total, desc="musicstems: songs", unit="song")
+
+
+def _run(todo, out: str, fmt: str, client, executor, retries: int):
+    """Yield (name, None) for each song done and (name, reason) for each that failed, as they
+    finish."""
+    if client is None and executor is None:
+        for name, spec, fingerprint in todo:
+            try:
+                yield _compose_one(name, spec, out, fmt, fingerprint), None
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as error:  # recorded; the other songs go on
+                yield name, _one_line(error)
+        return
+    if client is not None:
+        from distributed import as_completed
+
+        futures = {client.submit(_compose_one, name, spec, out, fmt, fingerprint,
+                                 key=f"musicstems-{name}-{fingerprint[:12]}",
+                                 retries=retries, pure=False): name
+                   for name, spec, fingerprint in todo}
+        finished_futures = as_completed(futures)
+    else:
+        from concurrent.futures import as_completed
+
+        futures = {executor.submit(_compose_one, name, spec, out, fmt, fingerprint): name
+                   for name, spec, fingerprint in todo}
+        finished_futures = as_completed(futures)
+    for future in finished_futures:
+        name = futures[future]
+        try:
+            future.result()
+            yield name, None
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as error:
+            yield name, _one_line(error)
+
+
+def _check_dask_client(client: Any) -> None:
+    try:
+        from distributed import Client
+    except ImportError:
+        raise MusicStemsError(
+            "client= needs Dask distributed, which is not installed; pip install "
+            "'musicstems[dask]'.", arguments={"client": client}) from None
+    if not isinstance(client, Client):
+        raise MusicStemsError(f"client={client!r} is not a dask.distributed.Client; pass "
+                              "Client('tcp://scheduler:8786'), or executor= for another pool.",
+                              arguments={"client": client})

@@ -1,0 +1,137 @@
+"""compose_many: many songs here, on a process pool, or on a Dask LocalCluster, with resume,
+recorded failures and a worker killed mid-song; every song identical to compose() of its spec."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from musicstems import Composition, MusicStemsError, compose
+from musicstems.many import _song_seed, compose_many
+
+SKETCH = dict(backend="sketch", duration_s=3.0, progress=False)
+SONGS = [
+    {"name": "one", "stems": {"drums": "techno drums", "bass": "acid bass"}, "bpm": 124},
+    {"name": "two", "stems": {"pads": "warm pads"}, "key": "D minor", "seed": 5},
+    {"name": "three", "stems": {"drums": "breakbeat drums", "lead": "bright lead"}},
+]
+
+
+def reference(song: dict, **settings) -> Composition:
+    rest = {k: v for k, v in song.items() if k not in ("name", "stems")}
+    rest.setdefault("seed", _song_seed(song["name"]))
+    return compose(song["stems"], **{**settings, **rest})
+
+
+def assert_same_song(folder: Path, expected: Composition) -> None:
+    saved = Composition.load(folder)
+    np.testing.assert_array_equal(saved.mix, expected.mix)
+    for name, audio in expected.stems.items():
+        np.testing.assert_array_equal(saved.stems[name], audio)
+
+
+def test_here_every_song_is_composed_then_skipped_and_a_changed_one_redone(tmp_path):
+    summary = compose_many(SONGS, tmp_path, **SKETCH)
+    assert sorted(summary.done) == ["one", "three", "two"] and summary.ok
+    for song in SONGS:
+        assert_same_song(tmp_path / song["name"], reference(song, **SKETCH))
+    again = compose_many(SONGS, tmp_path, **SKETCH)
+    assert again.done == [] and sorted(again.skipped) == ["one", "three", "two"]
+    changed = [dict(SONGS[0], stems={"drums": "techno drums", "bass": "reese bass"}),
+               *SONGS[1:]]
+    third = compose_many(changed, tmp_path, **SKETCH)
+    assert third.done == ["one"] and sorted(third.skipped) == ["three", "two"]
+    assert_same_song(tmp_path / "one", reference(changed[0], **SKETCH))
+
+
+def test_a_partly_written_folder_is_not_a_finished_song(tmp_path):
+    compose_many(SONGS[:1], tmp_path, **SKETCH)
+    manifest = json.loads((tmp_path / "one" / "manifest.json").read_text())
+    (tmp_path / "one" / manifest["files"]["stems"]["bass"]).unlink()  # a stem lost
+    assert compose_many(SONGS[:1], tmp_path, **SKETCH).done == ["one"]
+    assert_same_song(tmp_path / "one", reference(SONGS[0], **SKETCH))
+
+
+def test_a_failing_song_is_recorded_and_the_others_finish(tmp_path, tiny_model):
+    broken = tmp_path / "broken-model"
+    shutil.copytree(tiny_model, broken)
+    for weights in broken.glob("*.safetensors"):
+        weights.unlink()  # a model folder without weights: fails when it loads, not before
+    songs = [SONGS[0], {"name": "bad", "stems": {"bass": "acid bass"}, "backend": "musicgen",
+                        "model": str(broken), "device": "cpu"}, SONGS[1]]
+    summary = compose_many(songs, tmp_path / "out", **SKETCH)
+    assert sorted(summary.done) == ["one", "two"]
+    assert list(summary.failed) == ["bad"] and "ModelLoadError" in summary.failed["bad"]
+    assert not (tmp_path / "out" / "bad").exists()
+
+
+@pytest.mark.parametrize("songs, match", [
+    ("song.toml?", "is not a list of songs"),
+    ([{"stems": {"a": "x"}}], "is not a song"),
+    ([{"name": "../up", "stems": {"a": "x"}}], "name='../up'"),
+    ([{"name": "a", "stems": {"a": "x"}}, {"name": "A", "stems": {"a": "y"}}], "both named"),
+    ([{"name": "a", "stems": {"a": "x"}, "bmp": 120}], "did you mean bpm"),
+    ([], "songs is empty"),
+])
+def test_bad_songs_are_refused_before_any_work(tmp_path, songs, match):
+    with pytest.raises(MusicStemsError, match=match):
+        compose_many(songs, tmp_path / "out", **SKETCH)
+    assert not (tmp_path / "out").exists()
+
+
+def test_without_dask_the_error_names_the_extra(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    with pytest.raises(MusicStemsError, match=r"musicstems\[dask\]"):
+        compose_many(SONGS, tmp_path, client=object(), **SKETCH)
+
+
+def test_a_process_pool_gives_the_same_songs(tmp_path):
+    with ProcessPoolExecutor(2) as pool:
+        summary = compose_many(SONGS, tmp_path, executor=pool, **SKETCH)
+    assert sorted(summary.done) == ["one", "three", "two"]
+    for song in SONGS:
+        assert_same_song(tmp_path / song["name"], reference(song, **SKETCH))
+
+
+@pytest.mark.slow
+def test_a_local_dask_cluster_gives_the_same_songs_and_survives_a_killed_worker(
+        tmp_path, tiny_model):
+    distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+    tiny = dict(backend="musicgen", model=tiny_model, device="cpu", duration_s=1.5,
+                progress=False, align=False)
+    songs = [{"name": f"s{i}", "stems": {"drums": "techno drums", "bass": f"bass {i}"},
+              "bpm": 120} for i in range(6)]
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        killed = {}
+
+        def kill_a_busy_worker():
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not killed:
+                busy = [w for w, tasks in client.processing().items() if tasks]
+                if busy:
+                    pids = client.run(os.getpid, workers=busy[:1])
+                    time.sleep(1.0)  # into the song: the model is loading or generating
+                    killed.update(pids)
+                    os.kill(next(iter(pids.values())), 9)
+                time.sleep(0.05)
+
+        killer = threading.Thread(target=kill_a_busy_worker)
+        killer.start()
+        summary = compose_many(songs, tmp_path, client=client, **tiny)
+        killer.join()
+    assert killed, "no worker was killed"
+    assert sorted(summary.done) == [s["name"] for s in songs] and summary.ok
+    for song in songs:
+        assert_same_song(tmp_path / song["name"], reference(song, **tiny))
