@@ -168,6 +168,12 @@ def _check_model_for(setting: Setting, value: Any, checked: Mapping[str, Any]) -
     return _check_model(value) if checked["backend"] == "musicgen" else str(value)
 
 
+def _check_cache_dir(setting: Setting, value: Any, checked: Mapping[str, Any]) -> str | None:
+    from .cache import check_cache_dir  # no disk is read when the cache is off
+
+    return check_cache_dir(value, enabled=checked["cache"])
+
+
 def _check_off(setting: Setting, value: Any, checked: Mapping[str, Any]) -> str | None:
     # None turns it off; "none" is the same, as the command line spells it
     if value is None or value == "none":
@@ -229,6 +235,13 @@ SETTINGS: tuple[Setting, ...] = (
             optional=True, choices=("auto", "plan", "none"), check=_check_off,
             fix="'plan' needs a melody model; 'auto' is 'plan' with one and off without.",
             flag="--harmony"),
+    # where stems come from, not what they are: kept out of the manifest's settings (each
+    # stem's entry says whether it came from the cache)
+    Setting("cache", bool, True, "neither read nor write the stem cache", flag="--no-cache",
+            negate=True, demo=True, in_manifest=False),
+    Setting("cache_dir", str, None, "folder of the stem cache (default: $MUSICSTEMS_CACHE_DIR "
+            "or the user cache folder)", optional=True, check=_check_cache_dir, after=("cache",),
+            flag="--cache-dir", demo=True, in_manifest=False),
 )
 SETTING = {s.name: s for s in SETTINGS}
 
@@ -279,6 +292,8 @@ class SongSpec:
     progress: bool
     primer: str | None
     harmony: str | None
+    cache: bool
+    cache_dir: str | None
     prompts: Mapping[str, str] = field(default_factory=dict)
 
     @property

@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny random-weight MusicGen saved to disk, and one song composed with it.
+"""Shared fixtures: a tiny random-weight MusicGen saved to disk, and one song composed with it;
+every test's stem cache in a folder of its own.
 
 The tiny model goes through the same ``from_pretrained`` path as a hub model. Tests that only
 read a song share one, composed once per session. The song is pinned to ``device="cpu"``: on a
@@ -15,6 +16,17 @@ TINY_STEMS = {
     "bass": "deep rolling acid bassline",
     "pads": "warm evolving analog pads",
 }
+
+
+@pytest.fixture(autouse=True)
+def stem_cache_folder(tmp_path_factory, monkeypatch):
+    """Each test's stem cache: a fresh folder of its own (MUSICSTEMS_CACHE_DIR), so no test
+    writes to the user's cache or takes stems an earlier test generated. Two composes in one
+    test that must both generate pass ``cache=False`` (or differ in what the key covers)."""
+    folder = tmp_path_factory.mktemp("stem-cache")
+    monkeypatch.setenv("MUSICSTEMS_CACHE_DIR", str(folder))
+    monkeypatch.delenv("MUSICSTEMS_CACHE_SIZE_GB", raising=False)
+    return folder
 
 
 @pytest.fixture(scope="session")
