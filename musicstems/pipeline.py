@@ -57,7 +57,7 @@ def compose(
     progress: bool = True,
     primer: str | None = "plan",
     harmony: str | None = "auto",
-    cache: bool = True,
+    cache: bool | None = None,
     cache_dir: str | None = None,
     callback: Callable[[dict], None] | None = None,
     save: str | os.PathLike | SaveTarget | None = None,
@@ -116,11 +116,12 @@ def compose(
         stem follows the chroma of its planned part (or of its ``Stem(melody=...)`` file);
         drums never. ``None``: off. ``"auto"``: ``"plan"`` with a melody model, off without
         one; ``"plan"`` without one is an error.
-    cache : bool
-        Take stems already generated with the very same inputs from the stem cache, and store
-        the ones generated, so a song made again with one stem changed generates only that
-        stem (docs/guide.md, "Stem cache"). ``False`` neither reads nor writes it. Each stem's
-        manifest entry says whether it came from the cache (``cached``, ``cache_key``).
+    cache : bool, optional
+        ``True``: take stems already generated with the very same inputs from the stem cache,
+        and store the ones generated, so a song made again with one stem changed generates
+        only that stem (docs/guide.md, "Stem cache"). ``False`` neither reads nor writes it.
+        ``None``: on, unless the environment variable ``MUSICSTEMS_CACHE`` is ``0``. Each
+        stem's manifest entry says whether it came from the cache (``cached``, ``cache_key``).
     cache_dir : str or Path, optional
         The cache's folder (made if missing); default ``$MUSICSTEMS_CACHE_DIR``, else the
         user cache folder (``~/.cache/musicstems`` on Linux). Checked before any work.

@@ -20,10 +20,11 @@ TINY_STEMS = {
 
 @pytest.fixture(autouse=True)
 def stem_cache_folder(tmp_path_factory, monkeypatch):
-    """Each test's stem cache: a fresh folder of its own (MUSICSTEMS_CACHE_DIR), so no test
-    writes to the user's cache or takes stems an earlier test generated. Two composes in one
-    test that must both generate pass ``cache=False`` (or differ in what the key covers)."""
+    """The stem cache off unless a test asks for it (``cache=True``), and then in a folder of
+    the test's own: no test writes to the user's cache, and two composes in one test that
+    compare code paths (a monkeypatched sampler, int8 layers) both generate."""
     folder = tmp_path_factory.mktemp("stem-cache")
+    monkeypatch.setenv("MUSICSTEMS_CACHE", "0")
     monkeypatch.setenv("MUSICSTEMS_CACHE_DIR", str(folder))
     monkeypatch.delenv("MUSICSTEMS_CACHE_SIZE_GB", raising=False)
     return folder

@@ -8,8 +8,9 @@ cached loads no model at all.
 
 Where it lives: ``compose(cache_dir=...)``, else ``$MUSICSTEMS_CACHE_DIR``, else the user cache
 folder (``platformdirs.user_cache_dir("musicstems")``: ``~/.cache/musicstems`` on Linux).
-``compose(cache=False)`` neither reads nor writes it. Its size limit is
-``$MUSICSTEMS_CACHE_SIZE_GB`` (default 2 GB).
+``compose(cache=False)`` neither reads nor writes it; left at None, ``$MUSICSTEMS_CACHE=0``
+turns it off (a CI machine, a test suite). Its size limit is ``$MUSICSTEMS_CACHE_SIZE_GB``
+(default 2 GB).
 """
 
 from __future__ import annotations
@@ -21,11 +22,26 @@ from typing import Any
 from ..errors import MusicStemsError
 from .store import DEFAULT_LIMIT_BYTES, CachedStem, StemCache
 
-__all__ = ["StemCache", "CachedStem", "cache_folder", "check_cache_dir", "limit_bytes",
+__all__ = ["StemCache", "CachedStem", "cache_enabled", "cache_folder", "check_cache_dir", "limit_bytes",
            "open_cache", "ENV_DIR", "ENV_SIZE", "DEFAULT_LIMIT_BYTES"]
 
 ENV_DIR = "MUSICSTEMS_CACHE_DIR"
 ENV_SIZE = "MUSICSTEMS_CACHE_SIZE_GB"
+ENV_SWITCH = "MUSICSTEMS_CACHE"
+_SWITCH_WORDS = {"1": True, "true": True, "on": True, "yes": True,
+                 "0": False, "false": False, "off": False, "no": False}
+
+
+def cache_enabled(cache: bool | None) -> bool:
+    """Whether the cache is used: ``cache`` when given, else ``$MUSICSTEMS_CACHE`` (on when
+    unset or empty)."""
+    if cache is not None:
+        return bool(cache)
+    text = os.environ.get(ENV_SWITCH, "").strip().lower()
+    if text and text not in _SWITCH_WORDS:
+        raise MusicStemsError(f"the environment variable {ENV_SWITCH}={text!r} is not a switch; "
+                              "set it to 0 (cache off) or 1 (on), or unset it (on).")
+    return _SWITCH_WORDS.get(text, True)
 
 
 def _default_folder() -> tuple[str, str]:
@@ -78,13 +94,13 @@ def check_cache_dir(cache_dir: Any, *, enabled: bool = True) -> str | None:
                       {"cache_dir": cache_dir})
     if cache_dir is None:
         folder, what = _default_folder()
-        arguments: dict = {}
-        fix = (f"set {ENV_DIR} or pass cache_dir= to a writable folder, or cache=False to "
+        arguments: dict = {"cache": False}
+        fix = (f"set {ENV_DIR} or cache_dir to a writable folder, or pass cache=False to "
                "generate without the cache.")
     else:
         folder, what = cache_dir, f"cache_dir={os.fspath(cache_dir)!r}"
-        arguments = {"cache_dir": os.fspath(cache_dir)}
-        fix = "pass cache_dir= a writable folder (it is made if missing), or cache=False."
+        arguments = {"cache_dir": os.fspath(cache_dir), "cache": False}
+        fix = "give cache_dir a writable folder (it is made if missing), or pass cache=False."
     if not enabled:
         return None if cache_dir is None else os.fspath(cache_dir)
     try:

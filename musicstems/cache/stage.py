@@ -73,7 +73,8 @@ def generate_with_cache(backend, stems: Sequence, plan, spec, *,
     plan : Plan or None
         The song's plan (made from ``spec`` when None, as the backends do).
     spec : SongSpec
-        Validated, prompts built; ``spec.cache`` and ``spec.cache_dir`` decide the cache.
+        Validated, prompts built; ``spec.cache`` (:func:`~musicstems.cache.cache_enabled`) and ``spec.cache_dir``
+        decide the cache.
     callback : callable, optional
         Handed to the backend: its events are those of the stems generated.
 
@@ -87,11 +88,11 @@ def generate_with_cache(backend, stems: Sequence, plan, spec, *,
         and per stem ``cached``, ``cache_key`` and ``group``.
     """
     from ..backends import Generated
-    from . import open_cache
+    from . import cache_enabled, open_cache
 
     stems = tuple(stems)
     names = [s.name for s in stems]
-    if not spec.cache:
+    if not cache_enabled(spec.cache):
         return _disabled(backend.generate(stems, plan, spec, callback=callback), names)
     if plan is None:
         from ..plan import make_plan
