@@ -105,6 +105,8 @@ def check_cache_dir(cache_dir: Any, *, enabled: bool = True) -> str | None:
         return None if cache_dir is None else os.fspath(cache_dir)
     try:
         path = cache_folder(folder)
+        if b"\0" in os.fsencode(path):  # pathlib's exists() says False to these, mkdir fails
+            raise ValueError("embedded null character")
         existing = path
         while not existing.exists():
             existing = existing.parent

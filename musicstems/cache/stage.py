@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import time
 import warnings
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from .key import file_digest, key_fields, model_revision, stem_key
 
-__all__ = ["generate_with_cache", "split_report", "PER_RUN_FIELDS"]
+__all__ = ["generate_with_cache", "stem_keys", "split_report", "PER_RUN_FIELDS"]
 
 # Backend report fields that describe one run of the model, not the stems it made: left out of
 # a report whose stems all came from the cache (nothing was loaded or run then).
@@ -54,6 +55,19 @@ def _group_sizes(report: Mapping[str, Any], names: Sequence[str]) -> dict[str, i
                     if name in sizes:
                         sizes[name] = len(members)
     return sizes
+
+
+def stem_keys(stems: Sequence, plan, spec, *, group_size: int | None, revision: str | None
+              ) -> dict[str, tuple[str, dict]]:
+    """Each stem's key and key fields (:func:`~musicstems.cache.key.key_fields`), with its
+    melody file's digest where it has one."""
+    out = {}
+    for stem in stems:
+        melody = None if stem.melody is None else file_digest(Path(stem.melody).expanduser())
+        fields = key_fields(stem, spec, plan, group_size=group_size, revision=revision,
+                            melody_digest=melody)
+        out[stem.name] = (stem_key(fields), fields)
+    return out
 
 
 def _disabled(generated, names: Sequence[str]):
@@ -102,11 +116,6 @@ def generate_with_cache(backend, stems: Sequence, plan, spec, *,
     musicgen = spec.backend == "musicgen"
     revision, digests = (model_revision(spec.model, store.model_digests()) if musicgen
                          else (None, {}))
-    melodies = {s.name: file_digest(s.melody) for s in stems if s.melody is not None}
-
-    def fields(stem, group: int | None, revision: str | None) -> dict:
-        return key_fields(stem, spec, plan, group_size=group, revision=revision,
-                          melody_digest=melodies.get(stem.name))
 
     hits: dict[str, Any] = {}
     keys: dict[str, str] = {}
@@ -116,7 +125,8 @@ def generate_with_cache(backend, stems: Sequence, plan, spec, *,
     while missing and (revision is not None or not musicgen):
         group = len(missing) if musicgen else None
         for stem in missing:
-            keys[stem.name] = stem_key(fields(stem, group, revision))
+            keys[stem.name] = stem_keys([stem], plan, spec, group_size=group,
+                                        revision=revision)[stem.name][0]
             groups[stem.name] = group
             found = store.get(keys[stem.name])
             if found is not None:
@@ -140,8 +150,9 @@ def generate_with_cache(backend, stems: Sequence, plan, spec, *,
             digests.update(more)
         sizes = _group_sizes(generated.report, made) if musicgen else dict.fromkeys(made)
         for stem in missing:
-            field_values = fields(stem, sizes[stem.name], revision)
-            keys[stem.name], groups[stem.name] = stem_key(field_values), sizes[stem.name]
+            keys[stem.name], field_values = stem_keys(
+                [stem], plan, spec, group_size=sizes[stem.name], revision=revision)[stem.name]
+            groups[stem.name] = sizes[stem.name]
             if revision is None and musicgen:
                 continue
             try:
