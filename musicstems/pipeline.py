@@ -229,8 +229,7 @@ def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None,
             "primer": generated.report.get("primer", {}).get(stem.name),
             "harmony": generated.report.get("harmony", {}).get(stem.name),
             # cached, cache_key: whether the stem came from the stem cache, and its entry
-            **{k: v for k, v in generated.report.get("cache", {}).get("stems", {})
-               .get(stem.name, {}).items() if k != "group"},
+            **generated.report.get("cache", {}).get("stems", {}).get(stem.name, {}),
         }
     lap("loudness")
 

@@ -302,8 +302,9 @@ class SongSpec:
     progress: bool
     primer: str | None
     harmony: str | None
-    cache: bool | None
-    cache_dir: str | None
+    # defaults, so a SongSpec made field by field before the cache existed still builds
+    cache: bool | None = None
+    cache_dir: str | None = None
     prompts: Mapping[str, str] = field(default_factory=dict)
 
     @property

@@ -20,9 +20,10 @@ from .key import file_digest, key_fields, model_revision, stem_key
 __all__ = ["generate_with_cache", "stem_keys", "split_report", "PER_RUN_FIELDS"]
 
 # Backend report fields that describe one run of the model, not the stems it made: left out of
-# a report whose stems all came from the cache (nothing was loaded or run then).
+# a report whose stems all came from the cache (nothing was loaded or run then), and None for a
+# cached stem where they are per stem (the sketch's render_s).
 PER_RUN_FIELDS = ("load_s", "generate_s", "ms_per_step", "encode_s", "decode_s",
-                  "conditioning_render_s", "batch_size")
+                  "conditioning_render_s", "batch_size", "render_s")
 
 
 def split_report(report: Mapping[str, Any], names: Sequence[str]
@@ -98,8 +99,9 @@ def generate_with_cache(backend, stems: Sequence, plan, spec, *,
         Every stem float32 [shape=(channels, samples)] in ``stems``' order, and the backend
         report: the generation's fields (or, when nothing was generated, the cached stems'
         generation's, without :data:`PER_RUN_FIELDS`), the per-stem fields of every stem, and
-        ``cache``: ``enabled``, ``folder``, ``hits``, ``generated``, ``lookup_s``, ``store_s``
-        and per stem ``cached``, ``cache_key`` and ``group``.
+        ``cache``: ``enabled``, ``folder``, ``hits``, ``generated``, ``lookup_s``, ``store_s``,
+        per stem ``stems`` (``cached``, ``cache_key``: the manifest's stem entries take them)
+        and ``groups`` (the batch size in each stem's key; None for the sketch).
     """
     from ..backends import Generated
     from . import cache_enabled, open_cache
@@ -157,11 +159,13 @@ def generate_with_cache(backend, stems: Sequence, plan, spec, *,
                 continue
             try:
                 store.put(keys[stem.name], generated.stems[stem.name], generated.sample_rate,
-                          {"song": song_part, "stem": per_stem[stem.name]}, field_values)
+                          {"song": song_part, "stem": per_stem[stem.name]}, field_values,
+                          evict=False)
             except OSError as exc:  # a full disk loses the cache entry, not the song
                 store_errors.append(f"{stem.name}: {exc}")
         store_s = time.perf_counter() - start
     try:
+        store.evict(keep=keys.values())  # once per song, past the limit; this song's last
         store.save_model_digests(digests)
     except OSError as exc:
         store_errors.append(f"model digests: {exc}")
@@ -180,7 +184,8 @@ def generate_with_cache(backend, stems: Sequence, plan, spec, *,
         report = {k: v for k, v in first.report.get("song", {}).items()
                   if k not in PER_RUN_FIELDS}
         sample_rate = first.sample_rate
-    own = {name: (hits[name].report.get("stem", {}) if name in hits else per_stem[name])
+    own = {name: ({k: v for k, v in hits[name].report.get("stem", {}).items()
+                   if k not in PER_RUN_FIELDS} if name in hits else per_stem[name])
            for name in names}
     for field in dict.fromkeys(f for entry in own.values() for f in entry):
         report[field] = {name: own[name].get(field) for name in names}
@@ -188,8 +193,9 @@ def generate_with_cache(backend, stems: Sequence, plan, spec, *,
         "enabled": True, "folder": str(store.folder), "hits": [n for n in names if n in hits],
         "generated": [n for n in names if n not in hits],
         "lookup_s": round(lookup_s, 4), "store_s": round(store_s, 4),
-        "stems": {name: {"cached": name in hits, "cache_key": keys.get(name),
-                         "group": groups.get(name)} for name in names},
+        "stems": {name: {"cached": name in hits, "cache_key": keys.get(name)}
+                  for name in names},
+        "groups": {name: groups.get(name) for name in names},
         **({"store_errors": store_errors} if store_errors else {}),
     }
     audio = {name: hits[name].audio if name in hits else generated.stems[name]

@@ -29,7 +29,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -106,8 +106,9 @@ class StemCache:
 
     # -- writing --------------------------------------------------------------------------------
     def put(self, key: str, audio: np.ndarray, sample_rate: int, report: Mapping[str, Any],
-            fields: Mapping[str, Any] | None = None) -> bool:
-        """Store ``audio`` [shape=(channels, samples)] under ``key``, then evict past the limit.
+            fields: Mapping[str, Any] | None = None, *, evict: bool = True) -> bool:
+        """Store ``audio`` [shape=(channels, samples)] under ``key``, then (``evict``) evict
+        past the limit.
 
         Returns True when this call's copy was stored, False when another writer's was already
         in place (same key: the same audio).
@@ -135,16 +136,18 @@ class StemCache:
         finally:
             if work.exists():
                 shutil.rmtree(work, ignore_errors=True)
-        self.evict(keep=key)
+        if evict:
+            self.evict(keep=(key,))
         return stored
 
-    def evict(self, *, keep: str | None = None) -> list[str]:
-        """Delete least recently used entries until the total is within the limit; ``keep``
-        (the entry just stored) goes last. Returns the keys deleted, oldest first."""
+    def evict(self, *, keep: Iterable[str] = ()) -> list[str]:
+        """Delete least recently used entries until the total is within the limit; those in
+        ``keep`` (the song's own) go last. Returns the keys deleted, oldest first."""
         entries = self._list()
+        keep = set(keep)
         total = sum(size for _, size, _ in entries)
         removed = []
-        for key, size, _ in sorted(entries, key=lambda e: (e[0] == keep, e[2])):
+        for key, size, _ in sorted(entries, key=lambda e: (e[0] in keep, e[2])):
             if total <= self.limit_bytes:
                 break
             self._discard(key)
