@@ -16,8 +16,8 @@ machine        what decides ``"auto"`` and float rounding: OS, CPU architecture,
                variables (MusicGen only)
 model          id and revision: for a hub id the Hugging Face cache's resolved commit, for a
                folder a digest of every file in it (:func:`model_revision`); MusicGen only
-device,        as requested (``"auto"`` included): with ``machine`` they decide what runs, and
-precision      reading them needs no torch
+device         ``device`` and ``precision`` as requested (``"auto"`` included): with
+               ``machine`` they decide what runs, and reading them needs no torch
 prompt         the text sent to the model
 seed           the stem's own seed (:func:`musicstems.stems.stem_seed`)
 settings       guidance_scale, temperature, top_k, top_p, primer, harmony (MusicGen only; the
