@@ -376,6 +376,20 @@ def test_the_size_limit_is_settable_and_checked(tmp_path, monkeypatch):
             compose({"drums": "techno drums"}, **SKETCH, cache=True, cache_dir=tmp_path)
 
 
+def test_a_store_that_fails_warns_and_keeps_the_song(tmp_path, spy):
+    from musicstems import MusicStemsWarning
+
+    (tmp_path / "stems-v1").write_text("a file where the entries go")  # every store fails
+    with pytest.warns(MusicStemsWarning, match="could not store"):
+        song = compose(TINY_STEMS, **SKETCH, cache=True, cache_dir=tmp_path)
+    assert song.manifest["backend"]["cache"]["store_errors"]
+    plain = compose(TINY_STEMS, **SKETCH, cache=False)
+    assert np.array_equal(song.mix, plain.mix)
+    with pytest.warns(MusicStemsWarning):
+        compose(TINY_STEMS, **SKETCH, cache=True, cache_dir=tmp_path)
+    assert spy == [list(TINY_STEMS)] * 3  # nothing was stored, so nothing was found
+
+
 # -- switches and folders ---------------------------------------------------------------------
 
 def test_cache_off_writes_nothing_and_the_default_folder_is_the_environments(tmp_path,

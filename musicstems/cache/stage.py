@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from .key import file_digest, key_fields, model_revision, stem_key
+from .store import CachedStem, StemCache
 
 __all__ = ["generate_with_cache", "stem_keys", "split_report", "PER_RUN_FIELDS"]
 
@@ -34,12 +36,12 @@ def split_report(report: Mapping[str, Any], names: Sequence[str]
     wanted = set(names)
     song: dict[str, Any] = {}
     per_stem: dict[str, dict[str, Any]] = {name: {} for name in names}
-    for field, value in report.items():
+    for label, value in report.items():
         if isinstance(value, Mapping) and value and set(value) == wanted:
             for name in names:
-                per_stem[name][field] = value[name]
+                per_stem[name][label] = value[name]
         else:
-            song[field] = value
+            song[label] = value
     return song, per_stem
 
 
@@ -77,6 +79,65 @@ def _disabled(generated, names: Sequence[str]):
     return generated
 
 
+@dataclass
+class _Lookup:
+    """What the lookup found: the entries, every stem's key and batch, the stems missing."""
+
+    hits: dict[str, CachedStem] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+    groups: dict[str, int | None] = field(default_factory=dict)
+    missing: list = field(default_factory=list)
+
+
+def _look_up(store: StemCache, stems: Sequence, plan, spec, revision: str | None) -> _Lookup:
+    """Every stem at the call's batch size, then (MusicGen) the ones still missing at their own
+    number, until a round finds nothing more (module docstring)."""
+    musicgen = spec.backend == "musicgen"
+    found = _Lookup(missing=list(stems))
+    # a hub model not downloaded yet has no revision: nothing can be cached under it
+    while found.missing and (revision is not None or not musicgen):
+        group = len(found.missing) if musicgen else None
+        for stem in found.missing:
+            key = stem_keys([stem], plan, spec, group_size=group, revision=revision)[stem.name][0]
+            found.keys[stem.name], found.groups[stem.name] = key, group
+            entry = store.get(key)
+            if entry is not None:
+                found.hits[stem.name] = entry
+        still = [s for s in found.missing if s.name not in found.hits]
+        done = len(still) == len(found.missing) or not musicgen
+        found.missing = still
+        if done:
+            break
+    return found
+
+
+def _store(store: StemCache, generated, found: _Lookup, plan, spec, revision: str | None,
+           digests: dict) -> tuple[dict, dict[str, dict], list[str]]:
+    """Store the generated stems under their keys (made again with the batch the backend
+    reports, and for a model downloaded just now its commit); the report's song-wide part, each
+    stem's part, and what could not be stored."""
+    made = [s.name for s in found.missing]
+    song_part, per_stem = split_report(generated.report, made)
+    musicgen = spec.backend == "musicgen"
+    if musicgen and revision is None:
+        revision, more = model_revision(spec.model, digests)
+        digests.update(more)
+    sizes = _group_sizes(generated.report, made) if musicgen else dict.fromkeys(made)
+    errors = []
+    for stem in found.missing:
+        key, values = stem_keys([stem], plan, spec, group_size=sizes[stem.name],
+                                revision=revision)[stem.name]
+        found.keys[stem.name], found.groups[stem.name] = key, sizes[stem.name]
+        if musicgen and revision is None:
+            continue
+        try:
+            store.put(key, generated.stems[stem.name], generated.sample_rate,
+                      {"song": song_part, "stem": per_stem[stem.name]}, values, evict=False)
+        except OSError as exc:  # a full disk loses the cache entry, not the song
+            errors.append(f"{stem.name}: {exc}")
+    return song_part, per_stem, errors
+
+
 def generate_with_cache(backend, stems: Sequence, plan, spec, *,
                         callback: Callable[[dict], None] | None = None):
     """Raw audio for ``stems``: from the cache where it holds them, else from ``backend``.
@@ -88,8 +149,8 @@ def generate_with_cache(backend, stems: Sequence, plan, spec, *,
     plan : Plan or None
         The song's plan (made from ``spec`` when None, as the backends do).
     spec : SongSpec
-        Validated, prompts built; ``spec.cache`` (:func:`~musicstems.cache.cache_enabled`) and ``spec.cache_dir``
-        decide the cache.
+        Validated, prompts built; ``spec.cache`` (:func:`~musicstems.cache.cache_enabled`)
+        and ``spec.cache_dir`` decide the cache.
     callback : callable, optional
         Handed to the backend: its events are those of the stems generated.
 
@@ -115,71 +176,37 @@ def generate_with_cache(backend, stems: Sequence, plan, spec, *,
         plan = make_plan(spec)
     start = time.perf_counter()
     store = open_cache(spec.cache_dir)
-    musicgen = spec.backend == "musicgen"
-    revision, digests = (model_revision(spec.model, store.model_digests()) if musicgen
-                         else (None, {}))
-
-    hits: dict[str, Any] = {}
-    keys: dict[str, str] = {}
-    groups: dict[str, int | None] = {}
-    missing = list(stems)
-    # a hub model not downloaded yet has no revision: nothing can be cached under it
-    while missing and (revision is not None or not musicgen):
-        group = len(missing) if musicgen else None
-        for stem in missing:
-            keys[stem.name] = stem_keys([stem], plan, spec, group_size=group,
-                                        revision=revision)[stem.name][0]
-            groups[stem.name] = group
-            found = store.get(keys[stem.name])
-            if found is not None:
-                hits[stem.name] = found
-        still = [s for s in missing if s.name not in hits]
-        if len(still) == len(missing) or not musicgen:
-            missing = still
-            break
-        missing = still
+    revision, digests = (model_revision(spec.model, store.model_digests())
+                         if spec.backend == "musicgen" else (None, {}))
+    found = _look_up(store, stems, plan, spec, revision)
     lookup_s = time.perf_counter() - start
 
-    generated = None
-    store_s, store_errors = 0.0, []
-    if missing:
-        generated = backend.generate(tuple(missing), plan, spec, callback=callback)
+    generated, store_s, errors = None, 0.0, []
+    song_part: dict = {}
+    per_stem: dict[str, dict] = {}
+    if found.missing:
+        generated = backend.generate(tuple(found.missing), plan, spec, callback=callback)
         start = time.perf_counter()
-        made = [s.name for s in missing]
-        song_part, per_stem = split_report(generated.report, made)
-        if musicgen and revision is None:  # downloaded by now
-            revision, more = model_revision(spec.model, digests)
-            digests.update(more)
-        sizes = _group_sizes(generated.report, made) if musicgen else dict.fromkeys(made)
-        for stem in missing:
-            keys[stem.name], field_values = stem_keys(
-                [stem], plan, spec, group_size=sizes[stem.name], revision=revision)[stem.name]
-            groups[stem.name] = sizes[stem.name]
-            if revision is None and musicgen:
-                continue
-            try:
-                store.put(keys[stem.name], generated.stems[stem.name], generated.sample_rate,
-                          {"song": song_part, "stem": per_stem[stem.name]}, field_values,
-                          evict=False)
-            except OSError as exc:  # a full disk loses the cache entry, not the song
-                store_errors.append(f"{stem.name}: {exc}")
+        song_part, per_stem, errors = _store(store, generated, found, plan, spec, revision,
+                                             digests)
         store_s = time.perf_counter() - start
-    try:
-        store.evict(keep=keys.values())  # once per song, past the limit; this song's last
-        store.save_model_digests(digests)
-    except OSError as exc:
-        store_errors.append(f"model digests: {exc}")
-    if store_errors:
+    for what, tidy in (("eviction", lambda: store.evict(keep=found.keys.values())),
+                       ("model digests", lambda: store.save_model_digests(digests))):
+        try:
+            tidy()  # once per song; the song's own entries go last
+        except OSError as exc:
+            errors.append(f"{what}: {exc}")
+    if errors:
         from ..errors import MusicStemsWarning
 
         warnings.warn(f"the stem cache in {store.folder} could not store "
-                      f"{'; '.join(store_errors)}; the song is complete, those stems will be "
+                      f"{'; '.join(errors)}; the song is complete, those stems will be "
                       "generated again next time.", MusicStemsWarning, stacklevel=3)
 
+    hits = found.hits
     if generated is not None:
-        report = dict(song_part)
-        sample_rate = generated.sample_rate
-    else:
+        report, sample_rate = dict(song_part), generated.sample_rate
+    else:  # the stems' own generation, less what describes a run that did not happen now
         first = hits[names[0]]
         report = {k: v for k, v in first.report.get("song", {}).items()
                   if k not in PER_RUN_FIELDS}
@@ -187,16 +214,16 @@ def generate_with_cache(backend, stems: Sequence, plan, spec, *,
     own = {name: ({k: v for k, v in hits[name].report.get("stem", {}).items()
                    if k not in PER_RUN_FIELDS} if name in hits else per_stem[name])
            for name in names}
-    for field in dict.fromkeys(f for entry in own.values() for f in entry):
-        report[field] = {name: own[name].get(field) for name in names}
+    for name_of_field in dict.fromkeys(f for entry in own.values() for f in entry):
+        report[name_of_field] = {name: own[name].get(name_of_field) for name in names}
     report["cache"] = {
         "enabled": True, "folder": str(store.folder), "hits": [n for n in names if n in hits],
         "generated": [n for n in names if n not in hits],
         "lookup_s": round(lookup_s, 4), "store_s": round(store_s, 4),
-        "stems": {name: {"cached": name in hits, "cache_key": keys.get(name)}
+        "stems": {name: {"cached": name in hits, "cache_key": found.keys.get(name)}
                   for name in names},
-        "groups": {name: groups.get(name) for name in names},
-        **({"store_errors": store_errors} if store_errors else {}),
+        "groups": {name: found.groups.get(name) for name in names},
+        **({"store_errors": errors} if errors else {}),
     }
     audio = {name: hits[name].audio if name in hits else generated.stems[name]
              for name in names}
