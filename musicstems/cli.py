@@ -1,4 +1,5 @@
-"""Command line: ``musicstems compose ...``, ``musicstems demo``, ``musicstems --version``."""
+"""Command line: ``musicstems compose ...``, ``musicstems demo``, ``musicstems cache info|clear``,
+``musicstems --version``."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def _add_song_options(parser: argparse.ArgumentParser, *, demo: bool, defaults: 
             continue
         if setting.negate:  # an on/off setting, on by default; its flag turns it off
             parser.add_argument(setting.flag, dest=setting.name, action="store_false",
-                                help=setting.help)
+                                default=setting.default, help=setting.help)
             continue
         default = defaults.get(setting.name, setting.default)
         parser.add_argument(
@@ -129,7 +130,7 @@ def _build_parser() -> argparse.ArgumentParser:
                "--stem bass='deep acid bassline' --style 'dark berlin techno' --bpm 128 "
                "--key 'A minor' --duration 10 --seed 7 --out out/")
     parser.add_argument("--version", action="version", version=f"musicstems {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{compose,demo}")
+    sub = parser.add_subparsers(dest="command", metavar="{compose,demo,cache}")
 
     comp = sub.add_parser("compose", help="generate a song from one prompt per stem",
                           description="Generate a song from one prompt per stem and write "
@@ -152,7 +153,33 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_song_options(demo, demo=True, defaults=DEMO_SETTINGS)
     demo.add_argument("--backend", default="auto", choices=("auto", *SETTING["backend"].choices),
                       help="auto: MusicGen if its weights are cached, else sketch")
+    _add_cache_parser(sub)
     return parser
+
+
+# -- musicstems cache info | clear -----------------------------------------------------------
+def _add_cache_parser(sub) -> None:
+    cache = sub.add_parser("cache", help="show or empty the stem cache",
+                           description="The stem cache keeps generated stems, so a song made "
+                                       "again with one stem changed generates only that stem.")
+    cache.add_argument("action", choices=("info", "clear"),
+                       help="info: its folder, entries, size and limit; clear: delete every "
+                            "entry (only the cache's own files; nothing else in the folder)")
+    cache.add_argument(SETTING["cache_dir"].flag, dest="cache_dir", metavar="CACHE_DIR",
+                       help=SETTING["cache_dir"].help)
+
+
+def _run_cache(args) -> int:
+    from .cache import check_cache_dir, open_cache
+
+    store = open_cache(check_cache_dir(args.cache_dir))
+    if args.action == "clear":
+        print(f"removed {store.clear()} cached stems from {store.folder}")
+        return 0
+    info = store.info()
+    print(f"folder:  {info['folder']}\nentries: {info['entries']}\n"
+          f"size:    {info['bytes'] / 1e6:.1f} MB (limit {info['limit_bytes'] / 1e9:g} GB)")
+    return 0
 
 
 def _target(args, *, midi: bool):
@@ -266,6 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _refusal("no command given; use 'musicstems compose ...' or 'musicstems demo ...'.")
         return 2
     try:
+        if args.command == "cache":
+            return _run_cache(args)
         return _run_compose(args) if args.command == "compose" else _run_demo(args)
     except MusicStemsError as exc:
         _refusal(in_cli_words(exc))

@@ -57,6 +57,8 @@ def compose(
     progress: bool = True,
     primer: str | None = "plan",
     harmony: str | None = "auto",
+    cache: bool | None = None,
+    cache_dir: str | None = None,
     callback: Callable[[dict], None] | None = None,
     save: str | os.PathLike | SaveTarget | None = None,
 ) -> Composition:
@@ -114,6 +116,15 @@ def compose(
         stem follows the chroma of its planned part (or of its ``Stem(melody=...)`` file);
         drums never. ``None``: off. ``"auto"``: ``"plan"`` with a melody model, off without
         one; ``"plan"`` without one is an error.
+    cache : bool, optional
+        ``True``: take stems already generated with the very same inputs from the stem cache,
+        and store the ones generated, so a song made again with one stem changed generates
+        only that stem (docs/guide.md, "Stem cache"). ``False`` neither reads nor writes it.
+        ``None``: on, unless the environment variable ``MUSICSTEMS_CACHE`` is ``0``. Each
+        stem's manifest entry says whether it came from the cache (``cached``, ``cache_key``).
+    cache_dir : str or Path, optional
+        The cache's folder (made if missing); default ``$MUSICSTEMS_CACHE_DIR``, else the
+        user cache folder (``~/.cache/musicstems`` on Linux). Checked before any work.
     callback : callable, optional
         Called with a dict ``{"stage": ..., "step": ..., "total": ...}`` as work advances.
         If it raises, the song stops with a :class:`~musicstems.errors.CallbackError` that
@@ -217,6 +228,8 @@ def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None,
             # what the model heard besides the text (None: nothing)
             "primer": generated.report.get("primer", {}).get(stem.name),
             "harmony": generated.report.get("harmony", {}).get(stem.name),
+            # cached, cache_key: whether the stem came from the stem cache, and its entry
+            **generated.report.get("cache", {}).get("stems", {}).get(stem.name, {}),
         }
     lap("loudness")
 
@@ -270,9 +283,14 @@ def generate_stems(stems: Sequence[Stem], plan, spec: SongSpec, *,
     makes again) from ``spec``'s backend, on the song's ``plan``.
 
     Returns the backend's :class:`~musicstems.backends.Generated`: each stem float32
-    (channels, samples) and the backend's report.
+    (channels, samples) and the backend's report. With ``spec.cache`` the stems already in
+    the stem cache come from there and only the others are generated, in one call to the
+    backend (:func:`musicstems.cache.stage.generate_with_cache`; its report says which).
     """
-    return get_backend(spec.backend).generate(tuple(stems), plan, spec, callback=callback)
+    from .cache.stage import generate_with_cache
+
+    return generate_with_cache(get_backend(spec.backend), tuple(stems), plan, spec,
+                               callback=callback)
 
 
 def _version(name: str) -> str | None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .checks import (check_choice, check_finite, check_precision_device,
+from .checks import (check_choice, check_finite, check_flag, check_precision_device,
                      check_text, check_whole)
 from .errors import MusicStemsError
 from .keys import FLAT_NAMES, SHARP_NAMES, Key, parse_key  # noqa: F401 - re-exported
@@ -168,6 +168,21 @@ def _check_model_for(setting: Setting, value: Any, checked: Mapping[str, Any]) -
     return _check_model(value) if checked["backend"] == "musicgen" else str(value)
 
 
+def _check_cache(setting: Setting, value: Any, checked: Mapping[str, Any]) -> bool | None:
+    from .cache import cache_enabled  # None: $MUSICSTEMS_CACHE decides, checked here
+
+    if value is not None:
+        return check_flag(value, setting.name)
+    cache_enabled(None)
+    return None
+
+
+def _check_cache_dir(setting: Setting, value: Any, checked: Mapping[str, Any]) -> str | None:
+    from .cache import cache_enabled, check_cache_dir  # no disk is read when the cache is off
+
+    return check_cache_dir(value, enabled=cache_enabled(checked["cache"]))
+
+
 def _check_off(setting: Setting, value: Any, checked: Mapping[str, Any]) -> str | None:
     # None turns it off; "none" is the same, as the command line spells it
     if value is None or value == "none":
@@ -229,6 +244,14 @@ SETTINGS: tuple[Setting, ...] = (
             optional=True, choices=("auto", "plan", "none"), check=_check_off,
             fix="'plan' needs a melody model; 'auto' is 'plan' with one and off without.",
             flag="--harmony"),
+    # where stems come from, not what they are: kept out of the manifest's settings (each
+    # stem's entry says whether it came from the cache)
+    Setting("cache", bool, None, "neither read nor write the stem cache (default: on, unless "
+            "$MUSICSTEMS_CACHE=0)", optional=True, check=_check_cache, flag="--no-cache",
+            negate=True, demo=True, in_manifest=False),
+    Setting("cache_dir", str, None, "folder of the stem cache (default: $MUSICSTEMS_CACHE_DIR "
+            "or the user cache folder)", optional=True, check=_check_cache_dir, after=("cache",),
+            flag="--cache-dir", demo=True, in_manifest=False),
 )
 SETTING = {s.name: s for s in SETTINGS}
 
@@ -279,6 +302,9 @@ class SongSpec:
     progress: bool
     primer: str | None
     harmony: str | None
+    # defaults, so a SongSpec made field by field before the cache existed still builds
+    cache: bool | None = None
+    cache_dir: str | None = None
     prompts: Mapping[str, str] = field(default_factory=dict)
 
     @property

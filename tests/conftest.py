@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny random-weight MusicGen saved to disk, and one song composed with it.
+"""Shared fixtures: a tiny random-weight MusicGen saved to disk, and one song composed with it;
+every test's stem cache in a folder of its own.
 
 The tiny model goes through the same ``from_pretrained`` path as a hub model. Tests that only
 read a song share one, composed once per session. The song is pinned to ``device="cpu"``: on a
@@ -15,6 +16,18 @@ TINY_STEMS = {
     "bass": "deep rolling acid bassline",
     "pads": "warm evolving analog pads",
 }
+
+
+@pytest.fixture(autouse=True)
+def stem_cache_folder(tmp_path_factory, monkeypatch):
+    """The stem cache off unless a test asks for it (``cache=True``), and then in a folder of
+    the test's own: no test writes to the user's cache, and two composes in one test that
+    compare code paths (a monkeypatched sampler, int8 layers) both generate."""
+    folder = tmp_path_factory.mktemp("stem-cache")
+    monkeypatch.setenv("MUSICSTEMS_CACHE", "0")
+    monkeypatch.setenv("MUSICSTEMS_CACHE_DIR", str(folder))
+    monkeypatch.delenv("MUSICSTEMS_CACHE_SIZE_GB", raising=False)
+    return folder
 
 
 @pytest.fixture(scope="session")
