@@ -129,7 +129,10 @@ def run_blocks(blocks: list[Block], workdir: Path) -> dict[str, list[Block]]:
                 if commands is None:
                     continue
                 for argv in commands:
-                    code = main(argv)
+                    try:
+                        code = main(argv)
+                    except SystemExit as exit:  # argparse's --version and --help exit
+                        code = exit.code or 0
                     assert code == 0, f"{where}: `musicstems {shlex.join(argv)}` exited {code}"
                 done["cli"].append(block)
     finally:
