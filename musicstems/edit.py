@@ -207,6 +207,20 @@ def _check_mute(song, mute: Any) -> list[str] | None:
     return [name for name in song.stems if name in names]  # in the song's order
 
 
+# The analysis entries that are levels: a gain moves each by exactly its dB (spectral shares,
+# centroid and dominant frequency do not move).
+_LEVELS = ("integrated_lufs", "sample_peak_dbfs", "true_peak_dbtp", "rms_dbfs")
+
+
+def _scaled_analysis(analysis: Any, change_db: float) -> dict | None:
+    """A stem's analysis after a gain of ``change_db``, from its analysis before (None when
+    there is none to move)."""
+    if not isinstance(analysis, dict) or not all(key in analysis for key in _LEVELS):
+        return None
+    return {**analysis, **{key: None if analysis[key] is None else
+                           round(analysis[key] + change_db, 3) for key in _LEVELS}}
+
+
 def remix(song, *, gain_db: Mapping[str, float] | None = None,
           pan: Mapping[str, float] | None = None, mute: Sequence[str] | None = None):
     """``song`` mixed and mastered again with new levels, pans and mutes; see
@@ -242,7 +256,8 @@ def remix(song, *, gain_db: Mapping[str, float] | None = None,
                 entry["loudness"].get("skipped_reason") is None:
             entry["loudness"]["applied_gain_db"] = round(
                 entry["loudness"]["applied_gain_db"] + change_db, 3)
-        entry["analysis"] = analyze(stems[name], song.sample_rate)
+        entry["analysis"] = _scaled_analysis(entry.get("analysis"), change_db) or \
+            analyze(stems[name], song.sample_rate)
     for name, value in pans.items():
         manifest["stems"][name]["pan"] = value
     muted = song.muted if muted is None else muted

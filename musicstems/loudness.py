@@ -359,10 +359,11 @@ def master(mix: np.ndarray, sample_rate: int, *, target_lufs: float = -14.0,
             break
         gain_db += target_lufs - loudness
     peak = _true_peak_linear(out)
+    output_lufs = loudness  # measured on `out` in the last iteration
     if peak > ceiling:  # the limiter's smoothing can leave a hair over; never ship that
         out = (out * (ceiling / peak * 0.9999)).astype(np.float32)
         peak = _true_peak_linear(out)
-    output_lufs = integrated_lufs(out, sample_rate)
+        output_lufs = integrated_lufs(out, sample_rate)
     return out, {
         "input_lufs": round(measured, 3), "applied_gain_db": round(gain_db, 3),
         "limited": limited, "output_lufs": None if output_lufs is None else round(output_lufs, 3),
