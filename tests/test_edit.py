@@ -268,3 +268,17 @@ def test_cli_edit_refusals_exit_2_with_one_line(sketch_song, tmp_path, capsys, a
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1
     assert not (tmp_path / "x").exists()  # nothing written
+
+
+def test_the_guide_edit_loop_snippet_runs(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    guide = (Path(__file__).parent.parent / "docs" / "guide.md").read_text(encoding="utf-8")
+    section = guide[guide.index("## The edit loop"):]
+    snippet = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exec(compile(snippet, "docs/guide.md", "exec"), {})  # its asserts are the checks
+    assert (tmp_path / "out" / "edited" / "stems" / "pads.wav").is_file()  # muted, kept
