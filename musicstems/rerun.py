@@ -133,6 +133,8 @@ def compose_from(manifest_or_path: Any, *, progress: bool = False,
     manifest, source = _read(manifest_or_path)
     edits = manifest.get("edits") or []
     composed = manifest.get("composed", {}).get("stems") if edits else None
+    if edits and not isinstance(composed, Mapping):
+        raise _bad("it has 'edits' but not the 'composed' stems they start from", source)
     spec = song_spec(manifest, stems=composed, progress=progress)
     replays = [_replay(edit, source, index) for index, edit in enumerate(edits)]
     target = SaveTarget.of(save)
