@@ -9,6 +9,7 @@ its refusals are one line in the CLI's words, exit code 2.
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -95,10 +96,24 @@ def run_remix(args, summary: Callable, pairs: Callable) -> int:
     if args.mute or args.unmute:
         mute = [*([] if args.unmute else song.muted), *(args.mute or [])]
     target = _target(args, song.stems, song.mix.shape[-1])
-    new = song.remix(gain_db=gains or None, pan=pans or None,
-                     mute=None if mute is None else list(dict.fromkeys(mute)))
+    try:
+        new = song.remix(gain_db=gains or None, pan=pans or None,
+                         mute=None if mute is None else list(dict.fromkeys(mute)))
+    except MusicStemsError as exc:
+        raise MusicStemsError(_level_words(str(exc)), arguments=exc.arguments) from None
     summary(new, _save(new, target))
     return 0
+
+
+# remix's "gain_db['drums']=-300.0" as the command line wrote it: "--gain drums=-300"
+_LEVEL_RE = re.compile(r"\b(gain_db|pan)\['([^']*)'\]=([-+0-9.eE]+)")
+
+
+def _level_words(message: str) -> str:
+    def flag(match: re.Match) -> str:
+        option = "--gain" if match.group(1) == "gain_db" else "--pan"
+        return f"{option} {match.group(2)}={float(match.group(3)):g}"
+    return _LEVEL_RE.sub(flag, message)
 
 
 EDIT_COMMANDS = {"regenerate": run_regenerate, "remix": run_remix}

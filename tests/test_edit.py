@@ -259,6 +259,8 @@ def test_cli_regenerate_and_remix_end_to_end(sketch_song, tmp_path, capsys):
     (["regenerate", "{song}", "bas", "--out", "{tmp}/x"], "did you mean 'bass'"),
     (["remix", "{song}", "--gain", "drums", "--out", "{tmp}/x"], "--gain 'drums' is not NAME=VALUE"),
     (["remix", "{song}", "--gain", "drum=-3", "--out", "{tmp}/x"], "--gain names 'drum'"),
+    (["remix", "{song}", "--gain", "drums=-300", "--out", "{tmp}/x"], "--gain drums=-300 is"),
+    (["remix", "{song}", "--pan", "pads=2", "--out", "{tmp}/x"], "--pan pads=2 is"),
     (["remix", "{song}", "--mute", "drums", "--out", "{song}"], "--overwrite"),
     (["regenerate", "{song}", "bass", "--out", "{song}"], "--overwrite"),
     (["compose", "{song}", "--bpm", "100", "--out", "{tmp}/x"], "cannot also take --bpm"),
