@@ -7,6 +7,9 @@ aligned, loudness-matched and mixed into a finished track::
     song = compose({"drums": "punchy techno drums", "bass": "deep acid bassline"},
                    style="dark berlin techno", bpm=128, key="A minor", duration_s=10, seed=7)
     song.save("out/")
+    bass = song.regenerate("bass")                  # one stem again, the others kept
+    final = bass.remix(gain_db={"drums": -3})       # levels, pans, mutes: no generation
+    again = compose_from(final.manifest)            # the same audio, bit for bit
 
 ``import musicstems`` is light: public names load on first use, and torch and transformers only
 when MusicGen generation starts.
@@ -23,6 +26,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "compose": "pipeline",
     "render": "pipeline",
+    "compose_from": "rerun",
     "Composition": "composition",
     "Stem": "spec",
     "Key": "spec",
@@ -51,6 +55,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .analysis import analyze
     from .backends.musicgen import release_models
     from .pipeline import compose, render
+    from .rerun import compose_from
     from .composition import Composition
     from .errors import (CallbackError, ExportError, ModelLoadError, MusicStemsError,
                          MusicStemsWarning)

@@ -1,5 +1,6 @@
-"""Command line: ``musicstems compose ...``, ``musicstems demo``, ``musicstems cache info|clear``,
-``musicstems --version``."""
+"""Command line: ``musicstems compose ...``, ``musicstems demo``, ``musicstems regenerate``,
+``musicstems remix``, ``musicstems cache info|clear``, ``musicstems --version``. The edit
+loop's commands run in :mod:`musicstems.cli_edit`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any, Sequence
 
 from . import __version__
 from .errors import MusicStemsError
+from .cli_edit import EDIT_COMMANDS, EDIT_OPTIONS, add_edit_commands, run_compose_source
 from .spec import SETTING, SETTINGS, Setting
 
 __all__ = ["main"]
@@ -59,9 +61,12 @@ def _stems_from_args(args) -> list:
             for name, prompt in prompts.items()]
 
 
-def _add_song_options(parser: argparse.ArgumentParser, *, demo: bool, defaults: dict) -> None:
+def _add_song_options(parser: argparse.ArgumentParser, *, demo: bool, defaults: dict,
+                      unset: bool = False) -> None:
     """The output options, then one option per song setting the command offers (the demo only
-    those marked ``demo``), each with the setting's name as its ``dest``."""
+    those marked ``demo``), each with the setting's name as its ``dest``. ``unset``: an option
+    not given stays None (so a song file's settings are only overridden by flags given), and
+    compose applies the setting's default."""
     parser.add_argument("--out", required=True, help="folder to write mix, stems, manifest")
     parser.add_argument("--format", default="wav", choices=("wav", "flac", "mp3"))
     parser.add_argument("--overwrite", action="store_true",
@@ -71,20 +76,21 @@ def _add_song_options(parser: argparse.ArgumentParser, *, demo: bool, defaults: 
             continue
         if setting.negate:  # an on/off setting, on by default; its flag turns it off
             parser.add_argument(setting.flag, dest=setting.name, action="store_false",
-                                default=setting.default, help=setting.help)
+                                default=None if unset else True, help=setting.help)
             continue
         default = defaults.get(setting.name, setting.default)
         parser.add_argument(
-            setting.flag, dest=setting.name, default=default,
+            setting.flag, dest=setting.name, default=None if unset else default,
             metavar=setting.flag.lstrip("-").upper().replace("-", "_"),
             type=setting.type if setting.type in (int, float) else None,
             choices=setting.choices or None,
-            help=setting.help + ("" if default is None else " (default %(default)s)"))
+            help=setting.help + ("" if default is None else f" (default {default})"))
 
 
 def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
-    """The song settings the parser collected, by setting name."""
-    return {name: value for name, value in vars(args).items() if name in SETTING}
+    """The song settings the parser collected, by setting name (those not given left out)."""
+    return {name: value for name, value in vars(args).items()
+            if name in SETTING and value is not None}
 
 
 class _UsageError(Exception):
@@ -130,18 +136,23 @@ def _build_parser() -> argparse.ArgumentParser:
                "--stem bass='deep acid bassline' --style 'dark berlin techno' --bpm 128 "
                "--key 'A minor' --duration 10 --seed 7 --out out/")
     parser.add_argument("--version", action="version", version=f"musicstems {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{compose,demo,cache}")
+    sub = parser.add_subparsers(dest="command",
+                                metavar="{compose,demo,regenerate,remix,cache}")
 
     comp = sub.add_parser("compose", help="generate a song from one prompt per stem",
-                          description="Generate a song from one prompt per stem and write "
-                                      "mix, stems and manifest.json to --out.")
+                          description="Generate a song from one prompt per stem (or a song "
+                                      "file, or a saved song's manifest.json to re-run it) and "
+                                      "write mix, stems and manifest.json to --out.")
+    comp.add_argument("source", nargs="?", metavar="SONG",
+                      help="a song file (song.toml; flags given override its settings) or a "
+                           "saved song's manifest.json or folder (re-run to the same audio)")
     comp.add_argument("--stem", action="append", metavar="NAME=PROMPT",
                       help="a stem and its prompt; repeat for each instrument")
     comp.add_argument("--gain", action="append", metavar="NAME=DB",
                       help="level of a stem in the mix, in dB")
     comp.add_argument("--pan", action="append", metavar="NAME=PAN",
                       help="stereo position of a stem, -1 (left) to 1 (right)")
-    _add_song_options(comp, demo=False, defaults={})
+    _add_song_options(comp, demo=False, defaults={}, unset=True)
     comp.add_argument("--midi", action="store_true", help="also write song.mid, the song's plan as MIDI (the notes you "
                            "hear with the sketch backend; with MusicGen the plan its stems "
                            "followed)")
@@ -153,6 +164,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_song_options(demo, demo=True, defaults=DEMO_SETTINGS)
     demo.add_argument("--backend", default="auto", choices=("auto", *SETTING["backend"].choices),
                       help="auto: MusicGen if its weights are cached, else sketch")
+    add_edit_commands(sub)
     _add_cache_parser(sub)
     return parser
 
@@ -193,6 +205,8 @@ def _run_compose(args) -> int:
     from .pipeline import compose
 
     target = _target(args, midi=args.midi)
+    if args.source is not None:
+        return run_compose_source(args, _settings_from(args), target, _summary)
     song = compose(_stems_from_args(args), **_settings_from(args), save=target)
     _summary(song, Path(args.out).expanduser())
     return 0
@@ -255,6 +269,7 @@ _OUTPUT_OPTIONS = {s.name: s for s in (
     Setting("format", str, "wav", "", flag="--format"),
     Setting("overwrite", bool, False, "", flag="--overwrite", negate=True),
     Setting("midi", bool, False, "", flag="--midi", negate=True),
+    *(Setting(name, str, None, "", flag=flag) for name, flag in EDIT_OPTIONS),
 )}
 
 
@@ -290,11 +305,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command is None:
         parser.print_help()
-        _refusal("no command given; use 'musicstems compose ...' or 'musicstems demo ...'.")
+        _refusal("no command given; use 'musicstems compose ...', 'musicstems demo ...', "
+                 "'musicstems regenerate ...' or 'musicstems remix ...'.")
         return 2
     try:
         if args.command == "cache":
             return _run_cache(args)
+        if args.command == "regenerate":
+            return EDIT_COMMANDS["regenerate"](args, _summary)
+        if args.command == "remix":
+            return EDIT_COMMANDS["remix"](args, _summary, _pairs)
         return _run_compose(args) if args.command == "compose" else _run_demo(args)
     except MusicStemsError as exc:
         _refusal(in_cli_words(exc))

@@ -125,6 +125,111 @@ class Composition:
         return save_song(directory, files, manifest, overwrite=overwrite,
                          needed_bytes=estimate_song_bytes(fmt, channels, self.mix.shape[-1], sr))
 
+    @property
+    def muted(self) -> list[str]:
+        """The stems silent in the mix (:meth:`remix`'s ``mute``); still stems of the song."""
+        return [name for name, entry in self.manifest.get("stems", {}).items()
+                if isinstance(entry, dict) and entry.get("muted")]
+
+    @property
+    def edits(self) -> list[dict]:
+        """What was done to the song since it was composed, in order (the manifest's
+        ``edits``): each regenerate or remix with its arguments and the stems after it."""
+        return list(self.manifest.get("edits", []))
+
+    def regenerate(self, stem: str, *, prompt: str | None = None, seed: int | None = None,
+                   progress: bool = True, callback: Callable[[dict], None] | None = None
+                   ) -> "Composition":
+        """A new song with one stem generated again and everything else kept.
+
+        The stem is generated on the song's plan (tempo, key, chords, sections) with the
+        song's settings, aligned to the song's grid stem, tempo and key, matched to its
+        ``stem_lufs`` with its ``gain_db``, and the song is mixed and mastered again. The other
+        stems are bit-identical. Its part of the plan is drawn again from its new seed (the
+        sketch backend plays it; MusicGen's primer and chroma follow it).
+
+        Parameters
+        ----------
+        stem : str
+            The stem's name.
+        prompt : str, optional
+            A new prompt for it; the prompt sent is rebuilt with the song's style, tempo and
+            key. ``None`` keeps its prompt.
+        seed : int in [0, 2**32), optional
+            Its new seed; ``None`` draws one (recorded in the manifest). Its current seed
+            (``manifest["stems"][stem]["seed"]``) gives the same part again.
+        progress : bool
+            Show a progress bar.
+        callback : callable, optional
+            As ``compose``'s.
+
+        Returns
+        -------
+        Composition
+            This song is not changed; the new one's manifest records the edit in ``edits``.
+
+        Raises
+        ------
+        MusicStemsError
+            For an unknown stem or a bad prompt or seed, before any model loads.
+
+        Examples
+        --------
+        >>> from musicstems import compose
+        >>> song = compose({"drums": "techno drums", "bass": "acid bass"}, bpm=128, seed=3,
+        ...                duration_s=4, backend="sketch", progress=False)
+        >>> new = song.regenerate("bass", seed=9, progress=False)
+        >>> bool((new.stems["drums"] == song.stems["drums"]).all())
+        True
+        """
+        from .edit import regenerate
+
+        return regenerate(self, stem, prompt=prompt, seed=seed, progress=progress,
+                          callback=callback)
+
+    def remix(self, *, gain_db: dict[str, float] | None = None,
+              pan: dict[str, float] | None = None, mute: list[str] | None = None
+              ) -> "Composition":
+        """A new song mixed and mastered again with new levels, pans or mutes; nothing is
+        generated or aligned again.
+
+        Parameters
+        ----------
+        gain_db : dict of str -> float in [-60, 24], dB, optional
+            New ``gain_db`` per stem (relative to its matched loudness, as ``Stem.gain_db``);
+            stems not named keep theirs.
+        pan : dict of str -> float in [-1, 1], optional
+            New pan per stem; stems not named keep theirs.
+        mute : list of str, optional
+            The stems silent in the new mix (``[]`` unmutes all); ``None`` keeps the song's.
+            A muted stem stays in ``stems``, in the saved files and in the manifest
+            (``muted: true``): it is still a stem of the song, only not heard in the mix.
+
+        Returns
+        -------
+        Composition
+            Mastered to the song's ``target_lufs`` under its ``ceiling_dbfs``; the manifest
+            records the edit in ``edits``.
+
+        Raises
+        ------
+        MusicStemsError
+            For an unknown stem name, a value out of range, or muting every stem, before
+            any work.
+
+        Examples
+        --------
+        >>> from musicstems import compose
+        >>> song = compose({"drums": "techno drums", "bass": "acid bass"}, bpm=128, seed=3,
+        ...                duration_s=4, backend="sketch", progress=False)
+        >>> quieter = song.remix(gain_db={"drums": -3}, mute=["bass"])
+        >>> quieter.muted
+        ['bass']
+        """
+        from .edit import remix
+
+        return remix(self, gain_db=gain_db, pan=pan, mute=mute)
+
     def stems_settings(self) -> dict[str, dict]:
         return {name: {k: v for k, v in entry.items() if k in ("prompt", "gain_db", "pan",
                                                                "role")}

@@ -28,7 +28,7 @@ from .plan import make_plan
 from .spec import DEFAULT_MODEL, SETTINGS, SongSpec, Stem, build_prompts, validate_compose_args
 from .stems import stem_seed
 
-__all__ = ["compose", "render", "generate_stems"]
+__all__ = ["compose", "render", "generate_stems", "align_stage", "level_stage", "mix_stage"]
 
 _VERSIONED = ("numpy", "scipy", "librosa", "pyloudnorm", "pydub", "soundfile", "torch",
               "transformers", "accelerate")
@@ -175,78 +175,46 @@ def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None,
     target = SaveTarget.of(save)
     if target is not None:
         target.check(spec.names, duration_s=spec.duration_s)
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[stage] = round(now - clock, 4)
-        clock = now
+    timings = Laps()
 
     plan = make_plan(spec)
     # Every stem hears the plan's tempo and key, chosen once for the song, even where the
     # user left them open: separately generated stems then aim at the same grid and key.
     spec = replace(spec, prompts=build_prompts(spec, bpm=plan.bpm, key=plan.key))
-    lap("plan")
+    timings.lap("plan")
     _notify(callback, "generate", step=0, total=None)
     generated = generate_stems(spec.stems, plan, spec, callback=callback)
     sample_rate = generated.sample_rate
-    raw = generated.stems
-    lap("generate")
+    timings.lap("generate")
 
-    alignment_report: dict[str, Any] = {"enabled": spec.align}
-    if spec.align:
-        _notify(callback, "align")
-        from .align import align_stems
-
-        aligned = align_stems(raw, sample_rate, bpm=plan.bpm, key=plan.key,
-                              reference=plan.reference_stem,
-                              chords=[chord.pitch_classes for chord in plan.chords],
-                              bar_s=plan.bar_s)
-        raw = aligned.stems
-        alignment_report.update(bpm=aligned.bpm, key=aligned.key, stems=aligned.report)
-    lap("align")
+    _notify(callback, "align")
+    raw, alignment_report = align_stage(generated.stems, sample_rate, plan, spec)
+    timings.lap("align")
 
     _notify(callback, "fit")
     # measured on the aligned stems, before levels: how the stems agree with the plan
     fit = {"stems": measure_fit(raw, sample_rate, plan)}
-    fit["misfits"] = [name for name, entry in fit["stems"].items() if not entry["fits"]]
-    lap("fit")
+    fit["misfits"] = misfits(fit["stems"])
+    timings.lap("fit")
 
     _notify(callback, "loudness")
-    levelled: dict[str, np.ndarray] = {}
-    stem_entries: dict[str, dict] = {}
-    for stem in spec.stems:
-        levelled[stem.name], loudness = normalize_loudness(
-            raw[stem.name], sample_rate, target_lufs=spec.stem_lufs, gain_db=stem.gain_db)
-        stem_entries[stem.name] = {
-            "prompt": stem.prompt, "prompt_sent": spec.prompts[stem.name],
-            "seed": stem_seed(spec.seed, stem), "seed_given": stem.seed is not None,
-            "gain_db": stem.gain_db, "pan": stem.pan, "loudness": loudness,
-            "alignment": alignment_report.get("stems", {}).get(stem.name),
-            # what the model heard besides the text (None: nothing)
-            "primer": generated.report.get("primer", {}).get(stem.name),
-            "harmony": generated.report.get("harmony", {}).get(stem.name),
-            # cached, cache_key: whether the stem came from the stem cache, and its entry
-            **generated.report.get("cache", {}).get("stems", {}).get(stem.name, {}),
-        }
-    lap("loudness")
+    levelled, loudness = level_stage(raw, sample_rate, spec.stems, spec)
+    stem_entries = {stem.name: stem_entry(stem, spec, loudness[stem.name], alignment_report,
+                                          generated.report) for stem in spec.stems}
+    timings.lap("loudness")
 
     _notify(callback, "mix")
-    mixed, mix_report = mix_stems(levelled, sample_rate, pans={s.name: s.pan for s in spec.stems})
-    mastered, master_report = master(mixed, sample_rate, target_lufs=spec.target_lufs,
-                                     ceiling_dbfs=spec.ceiling_dbfs)
-    lap("mix")
+    mastered, mix_section = mix_stage(levelled, sample_rate,
+                                      pans={s.name: s.pan for s in spec.stems}, muted=(),
+                                      target_lufs=spec.target_lufs,
+                                      ceiling_dbfs=spec.ceiling_dbfs)
+    timings.lap("mix")
 
     _notify(callback, "analyze")
     for name, audio in levelled.items():
         stem_entries[name]["analysis"] = analyze(audio, sample_rate)
-    # master measured its output's loudness and true peak already
-    mix_analysis = analyze(mastered, sample_rate, measured={
-        "integrated_lufs": master_report["output_lufs"],
-        "true_peak_dbtp": master_report["true_peak_dbtp"]})
-    lap("analyze")
+    mix_section["analysis"] = analyze_mix(mastered, sample_rate, mix_section["master"])
+    timings.lap("analyze")
 
     for name, role in plan.roles.items():
         if name in stem_entries:
@@ -261,13 +229,12 @@ def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None,
         "num_samples": int(mastered.shape[-1]),
         "duration_s": spec.duration_s,
         "stems": stem_entries,
-        "mix": {"mix": mix_report, "master": master_report, "analysis": mix_analysis},
+        "mix": mix_section,
         "alignment": alignment_report,
         "fit": fit,
         "plan": plan.to_dict(),
-        "versions": {"python": platform.python_version(),
-                     **{name: _version(name) for name in _VERSIONED}},
-        "timings_s": timings,
+        "versions": versions(),
+        "timings_s": timings.seconds,
     }
     song = Composition(mix=mastered, stems=levelled, sample_rate=sample_rate,
                        prompts=dict(spec.prompts), seed=spec.seed, manifest=manifest, plan=plan)
@@ -275,6 +242,125 @@ def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None,
         song.save(target.directory, format=target.format, overwrite=target.overwrite,
                   midi=target.midi)
     return song
+
+
+class Laps:
+    """Seconds per stage, as the manifest's ``timings_s`` records them."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = round(now - self._clock, 4)
+        self._clock = now
+
+
+# The name the song's grid stem goes by when an edit aligns new stems against it (it cannot
+# be a stem's own name: those start with a letter or digit).
+_GRID = "_grid"
+
+
+def align_stage(raw: Mapping[str, np.ndarray], sample_rate: int, plan, spec: SongSpec, *,
+                grid: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict]:
+    """The align stage: ``raw`` stems on the plan's tempo, beat grid and key.
+
+    Parameters
+    ----------
+    raw : dict of str -> np.ndarray [shape=(channels, samples)], float32
+        All of the song's stems, or the few an edit made again.
+    sample_rate : int, Hz
+    plan : Plan
+    spec : SongSpec
+        ``spec.align`` False returns ``raw`` as it is.
+    grid : np.ndarray [shape=(channels, samples)], optional
+        The song's grid stem as it is in the song (already aligned): ``raw`` is then placed on
+        its beat grid, as in the full song, and it is not returned.
+
+    Returns
+    -------
+    stems : dict of str -> np.ndarray [shape=(channels, samples)], float32
+    report : dict
+        ``enabled``, ``bpm``, ``key``, per-stem ``stems`` and ``reference`` (the grid stem).
+    """
+    report: dict[str, Any] = {"enabled": spec.align}
+    if not spec.align:
+        return dict(raw), report
+    from .align import align_stems
+
+    stems = dict(raw)
+    reference = plan.reference_stem if plan.reference_stem in raw else None
+    if grid is not None:
+        stems, reference = {_GRID: grid, **raw}, _GRID
+    aligned = align_stems(stems, sample_rate, bpm=plan.bpm, key=plan.key, reference=reference,
+                          chords=[chord.pitch_classes for chord in plan.chords],
+                          bar_s=plan.bar_s)
+    report.update(bpm=aligned.bpm, key=aligned.key,
+                  stems={name: aligned.report[name] for name in raw},
+                  reference=None if aligned.reference == _GRID else aligned.reference)
+    return {name: aligned.stems[name] for name in raw}, report
+
+
+def misfits(fit_stems: Mapping[str, dict]) -> list[str]:
+    """The stems whose fit to the plan failed, in order."""
+    return [name for name, entry in fit_stems.items() if not entry["fits"]]
+
+
+def level_stage(aligned: Mapping[str, np.ndarray], sample_rate: int, stems: Sequence[Stem],
+                spec: SongSpec) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    """The loudness stage: each of ``stems`` matched to ``spec.stem_lufs``, then its
+    ``gain_db``. Returns the levelled stems and each one's loudness report."""
+    levelled, reports = {}, {}
+    for stem in stems:
+        levelled[stem.name], reports[stem.name] = normalize_loudness(
+            aligned[stem.name], sample_rate, target_lufs=spec.stem_lufs, gain_db=stem.gain_db)
+    return levelled, reports
+
+
+def stem_entry(stem: Stem, spec: SongSpec, loudness: dict, alignment: Mapping[str, Any],
+               backend_report: Mapping[str, Any]) -> dict[str, Any]:
+    """A stem's entry in the manifest (its analysis and role are added once measured)."""
+    return {
+        "prompt": stem.prompt, "prompt_sent": spec.prompts[stem.name],
+        "seed": stem_seed(spec.seed, stem), "seed_given": stem.seed is not None,
+        "gain_db": stem.gain_db, "pan": stem.pan, "muted": False, "loudness": loudness,
+        "alignment": alignment.get("stems", {}).get(stem.name),
+        # what the model heard besides the text (None: nothing)
+        "primer": backend_report.get("primer", {}).get(stem.name),
+        "harmony": backend_report.get("harmony", {}).get(stem.name),
+        # cached, cache_key: whether the stem came from the stem cache, and its entry
+        **backend_report.get("cache", {}).get("stems", {}).get(stem.name, {}),
+    }
+
+
+def mix_stage(levelled: Mapping[str, np.ndarray], sample_rate: int, *,
+              pans: Mapping[str, float], muted: Sequence[str], target_lufs: float,
+              ceiling_dbfs: float) -> tuple[np.ndarray, dict]:
+    """The mix stage: the stems not ``muted``, panned and overlaid, then mastered to
+    ``target_lufs`` (LUFS) with its true peak under ``ceiling_dbfs`` (dBFS).
+
+    Returns the mastered mix [shape=(2, samples)], float32, and the manifest's ``mix``
+    section: ``mix`` and ``master`` reports and ``muted``.
+    """
+    heard = {name: audio for name, audio in levelled.items() if name not in muted}
+    mixed, mix_report = mix_stems(heard, sample_rate,
+                                  pans={name: pans[name] for name in heard})
+    mastered, master_report = master(mixed, sample_rate, target_lufs=target_lufs,
+                                     ceiling_dbfs=ceiling_dbfs)
+    return mastered, {"mix": mix_report, "master": master_report, "muted": list(muted)}
+
+
+def analyze_mix(mastered: np.ndarray, sample_rate: int, master_report: Mapping) -> dict:
+    """The mix's analysis; master measured its loudness and true peak already."""
+    return analyze(mastered, sample_rate, measured={
+        "integrated_lufs": master_report["output_lufs"],
+        "true_peak_dbtp": master_report["true_peak_dbtp"]})
+
+
+def versions() -> dict[str, str | None]:
+    """Python's and the libraries' versions, as the manifest records them."""
+    return {"python": platform.python_version(), **{name: _version(name) for name in _VERSIONED}}
 
 
 def generate_stems(stems: Sequence[Stem], plan, spec: SongSpec, *,

@@ -95,3 +95,40 @@ def test_limiter_leaves_quiet_audio_alone():
     limited = limit_peaks(loud, SR, ceiling_dbfs=-1.0)
     assert not np.array_equal(limited, loud)
     assert true_peak_dbtp(limited) <= -1.0 + 1e-6
+
+
+def _clicky_mix(seconds: float = 6.0, sr: int = 32000) -> np.ndarray:
+    """Quiet noise with clicks and a burst of a quarter-rate tone sampled 45 degrees off its
+    crests (samples at 0.57, crests at 0.8 between them): a few blocks hold inter-sample peaks
+    far above the sample peak, most hold nothing near the top."""
+    rng = np.random.default_rng(3)
+    audio = (rng.standard_normal((2, int(seconds * sr))) * 0.02).astype(np.float32)
+    audio[:, ::sr // 2] = 0.5
+    burst = 0.8 * np.sin(2 * np.pi * np.arange(256) / 4 + np.pi / 4)
+    audio[0, sr + 5:sr + 261] = burst.astype(np.float32)
+    return audio
+
+
+@pytest.mark.parametrize("scale", [0.5, 1.0, 1.6])
+def test_fast_true_peak_equals_oversampling_everything(scale):
+    from musicstems.loudness import _PeakEnvelope, _true_peak_full, _true_peak_linear
+
+    audio = _clicky_mix() * np.float32(scale)
+    assert _true_peak_linear(audio) == _true_peak_full(audio)  # bit for bit, not approximately
+    # the control: a bound that skipped too much would answer the sample peak instead
+    assert _true_peak_full(audio) > np.abs(audio).max() * 1.05
+    envelope = _PeakEnvelope(audio)
+    assert envelope.exact.mean() < 0.5  # most blocks were never oversampled
+
+
+def test_fast_envelope_is_exact_wherever_it_can_pass_the_level():
+    from musicstems.loudness import _PeakEnvelope, _peak_envelope
+
+    audio = _clicky_mix()
+    level = 0.5
+    fast, full = _PeakEnvelope(audio).reaching(level), _peak_envelope(audio)
+    over = full > level
+    assert over.any()
+    np.testing.assert_array_equal(fast[over], full[over])
+    assert (fast[~over] <= level).all()  # elsewhere the limiter sees "no limiting" either way
+    assert not np.array_equal(fast, full)  # and it did skip work

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -29,14 +29,14 @@ import numpy as np
 
 from ..errors import MusicStemsError
 from ..spec import Key, parse_key
-from .genres import Genre, genre_of, mood_mode
+from .genres import GENRES, Genre, genre_of, mood_mode
 from .harmony import Chord, Section, choose_progression, song_form
 from .midi import gm_program, midi_channels, write_midi
 from .parts import write_part
 from .roles import StemStyle, choose_style
 from .score import TICKS_PER_BEAT, Note, Score
 
-__all__ = ["Plan", "Part", "make_plan", "PLAN_FORMAT"]
+__all__ = ["Plan", "Part", "make_plan", "redraw_part", "PLAN_FORMAT"]
 
 PLAN_FORMAT = 1
 METER = (4, 4)
@@ -318,3 +318,28 @@ def make_plan(spec) -> Plan:
                 parts=parts, reference_stem=_reference_stem(parts, num_bars),
                 duration_s=float(spec.duration_s), seed=int(spec.seed))
 
+
+
+def redraw_part(plan: Plan, spec, name: str) -> Plan:
+    """``plan`` with stem ``name``'s part written again from ``spec``'s stem of that name (its
+    prompt and its own seed), over the same score: tempo, key, chords, sections and every
+    other part stay as they are (``Composition.regenerate``).
+
+    The part is drawn as :func:`make_plan` draws it (its role read with the roles of the stems
+    before it taken), so with an unchanged prompt it equals ``make_plan(spec)``'s part.
+    """
+    stems = list(spec.stems)
+    index = [s.name for s in stems].index(name)
+    stem = stems[index]
+    genre = GENRES.get(plan.genre) or genre_of(spec.style, *(s.prompt for s in stems))
+    score = Score(key=plan.key, genre=genre, chords=plan.chords, sections=plan.sections,
+                  end_tick=plan.end_tick)
+    taken = tuple(plan.parts[s.name].role for s in stems[:index] if s.name in plan.parts)
+    style = choose_style(stem.prompt, name=name, style=spec.style, genre=genre, taken=taken)
+    roles = {**plan.roles, name: style.role}
+    part_seed = spec.seed if stem.seed is None else stem.seed
+    notes = write_part(style, score, _rng(part_seed, "part", name, stem.prompt))
+    part = Part(name, stem.prompt, style, gm_program(style.role, style.sound),
+                midi_channels(roles)[name], notes)
+    parts = {key: (part if key == name else value) for key, value in plan.parts.items()}
+    return replace(plan, parts=parts)  # the grid stem stays the one the song was aligned to
