@@ -25,6 +25,7 @@ from .export import SaveTarget
 from .loudness import master, normalize_loudness
 from .mix import mix_stems
 from .plan import make_plan
+from .progress import STAGES, SongProgress
 from .spec import DEFAULT_MODEL, SETTINGS, SongSpec, Stem, build_prompts, validate_compose_args
 from .stems import stem_seed
 
@@ -126,8 +127,11 @@ def compose(
         The cache's folder (made if missing); default ``$MUSICSTEMS_CACHE_DIR``, else the
         user cache folder (``~/.cache/musicstems`` on Linux). Checked before any work.
     callback : callable, optional
-        Called with a dict ``{"stage": ..., "step": ..., "total": ...}`` as work advances.
-        If it raises, the song stops with a :class:`~musicstems.errors.CallbackError` that
+        Called with ``{"stage": "generate", "step": 120, "total": 503, "fraction": 0.23}`` as
+        work advances, for every stage (plan, generate, align, fit, loudness, mix, analyze,
+        save): a stage starts at ``step`` 0 and ends with ``step == total``; decoder steps
+        count inside generate; ``fraction`` is the share of the song done, never decreasing
+        (:mod:`musicstems.progress`). If it raises, the song stops with a :class:`~musicstems.errors.CallbackError` that
         names it (its exception chained) and nothing is saved.
     save : path or SaveTarget, optional
         Save the song there once it is made (``Composition.save``; a
@@ -158,11 +162,6 @@ def compose(
     return render(spec, callback=callback, save=save)
 
 
-def _notify(callback, stage: str, **extra: Any) -> None:
-    if callback is not None:
-        callback({"stage": stage, **extra})
-
-
 def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None,
            save: str | os.PathLike | SaveTarget | None = None) -> Composition:
     """Run the pipeline on a validated :class:`SongSpec` (``compose`` validates, then calls
@@ -175,42 +174,57 @@ def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None,
     target = SaveTarget.of(save)
     if target is not None:
         target.check(spec.names, duration_s=spec.duration_s)
-    timings = Laps()
+    stages = STAGES if target is not None else tuple(s for s in STAGES if s != "save")
+    timings = Laps(SongProgress(show=spec.progress, callback=callback, stages=stages))
+    try:
+        song = _render_stages(spec, timings)
+        if target is not None:
+            timings.begin("save")
+            song.save(target.directory, format=target.format, overwrite=target.overwrite,
+                      midi=target.midi)
+            timings.lap("save")
+    finally:
+        timings.close()
+    return song
 
+
+def _render_stages(spec: SongSpec, timings: Laps) -> Composition:
+    """Every stage of :func:`render` but the save, each reported to ``timings``."""
+    timings.begin("plan")
     plan = make_plan(spec)
     # Every stem hears the plan's tempo and key, chosen once for the song, even where the
     # user left them open: separately generated stems then aim at the same grid and key.
     spec = replace(spec, prompts=build_prompts(spec, bpm=plan.bpm, key=plan.key))
     timings.lap("plan")
-    _notify(callback, "generate", step=0, total=None)
-    generated = generate_stems(spec.stems, plan, spec, callback=callback)
+    timings.begin("generate")
+    generated = generate_stems(spec.stems, plan, spec, callback=timings.step)
     sample_rate = generated.sample_rate
     timings.lap("generate")
 
-    _notify(callback, "align")
+    timings.begin("align")
     raw, alignment_report = align_stage(generated.stems, sample_rate, plan, spec)
     timings.lap("align")
 
-    _notify(callback, "fit")
+    timings.begin("fit")
     # measured on the aligned stems, before levels: how the stems agree with the plan
     fit = {"stems": measure_fit(raw, sample_rate, plan)}
     fit["misfits"] = misfits(fit["stems"])
     timings.lap("fit")
 
-    _notify(callback, "loudness")
+    timings.begin("loudness")
     levelled, loudness = level_stage(raw, sample_rate, spec.stems, spec)
     stem_entries = {stem.name: stem_entry(stem, spec, loudness[stem.name], alignment_report,
                                           generated.report) for stem in spec.stems}
     timings.lap("loudness")
 
-    _notify(callback, "mix")
+    timings.begin("mix")
     mastered, mix_section = mix_stage(levelled, sample_rate,
                                       pans={s.name: s.pan for s in spec.stems}, muted=(),
                                       target_lufs=spec.target_lufs,
                                       ceiling_dbfs=spec.ceiling_dbfs)
     timings.lap("mix")
 
-    _notify(callback, "analyze")
+    timings.begin("analyze")
     for name, audio in levelled.items():
         stem_entries[name]["analysis"] = analyze(audio, sample_rate)
     mix_section["analysis"] = analyze_mix(mastered, sample_rate, mix_section["master"])
@@ -234,27 +248,40 @@ def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None,
         "fit": fit,
         "plan": plan.to_dict(),
         "versions": versions(),
-        "timings_s": timings.seconds,
+        "timings_s": dict(timings.seconds),
     }
-    song = Composition(mix=mastered, stems=levelled, sample_rate=sample_rate,
+    return Composition(mix=mastered, stems=levelled, sample_rate=sample_rate,
                        prompts=dict(spec.prompts), seed=spec.seed, manifest=manifest, plan=plan)
-    if target is not None:
-        song.save(target.directory, format=target.format, overwrite=target.overwrite,
-                  midi=target.midi)
-    return song
 
 
 class Laps:
-    """Seconds per stage, as the manifest's ``timings_s`` records them."""
+    """Seconds per stage, as the manifest's ``timings_s`` records them, and the song's one
+    progress display (:class:`~musicstems.progress.SongProgress`) told where it is."""
 
-    def __init__(self) -> None:
+    def __init__(self, progress: SongProgress | None = None) -> None:
         self.seconds: dict[str, float] = {}
+        self.progress = progress
         self._clock = time.perf_counter()
+
+    def begin(self, stage: str) -> None:
+        if self.progress is not None:
+            self.progress.start(stage)
+
+    def step(self, event: dict) -> None:
+        """A backend's decoder-step event, for the display and the user's callback."""
+        if self.progress is not None:
+            self.progress.step(event)
 
     def lap(self, stage: str) -> None:
         now = time.perf_counter()
         self.seconds[stage] = round(now - self._clock, 4)
         self._clock = now
+        if self.progress is not None:
+            self.progress.end(stage)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
 
 
 # The name the song's grid stem goes by when an edit aligns new stems against it (it cannot

@@ -118,11 +118,16 @@ def test_progress_bar_and_callback(tiny_model, capfd):
     events = []
     compose({"a": "bass"}, duration_s=0.5, seed=1, model=tiny_model, align=False,
             progress=True, callback=events.append)
-    steps = [e for e in events if e["stage"] == "generate" and e.get("step")]
-    # 0.5 s at 50 frames/s plus the 3 steps the 4-codebook delay pattern needs
-    assert len(steps) == steps[-1]["total"] == 25 + 3
-    assert {"loudness", "mix"} <= {e["stage"] for e in events}
-    assert "musicstems: generating" in capfd.readouterr().err
+    steps = [e["step"] for e in events if e["stage"] == "generate" and e["step"]]
+    # 0.5 s at 50 frames/s plus the 3 steps the 4-codebook delay pattern needs, each once,
+    # then the stage's end (step == total)
+    assert steps == [*range(1, 25 + 3 + 1), 25 + 3]
+    assert [e["stage"] for e in events if e["step"] == 0] == [
+        "plan", "generate", "align", "fit", "loudness", "mix", "analyze"]
+    assert all(set(e) == {"stage", "step", "total", "fraction"} for e in events)
+    assert events[-1]["fraction"] == 1.0
+    # one bar over the song's stages
+    assert "musicstems: analyze" in capfd.readouterr().err
 
 
 def test_model_is_cached_between_calls(tiny_model):
