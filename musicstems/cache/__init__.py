@@ -22,8 +22,9 @@ from typing import Any
 from ..errors import MusicStemsError
 from .store import DEFAULT_LIMIT_BYTES, CachedStem, StemCache
 
-__all__ = ["StemCache", "CachedStem", "cache_enabled", "cache_folder", "check_cache_dir", "limit_bytes",
-           "open_cache", "ENV_DIR", "ENV_SIZE", "DEFAULT_LIMIT_BYTES"]
+__all__ = ["StemCache", "CachedStem", "cache_enabled", "cache_folder", "check_cache_dir",
+           "limit_bytes", "open_cache", "ENV_DIR", "ENV_SIZE", "ENV_SWITCH",
+           "DEFAULT_LIMIT_BYTES"]
 
 ENV_DIR = "MUSICSTEMS_CACHE_DIR"
 ENV_SIZE = "MUSICSTEMS_CACHE_SIZE_GB"
