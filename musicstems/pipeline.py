@@ -356,6 +356,8 @@ def stem_entry(stem: Stem, spec: SongSpec, loudness: dict, alignment: Mapping[st
         # what the model heard besides the text (None: nothing)
         "primer": backend_report.get("primer", {}).get(stem.name),
         "harmony": backend_report.get("harmony", {}).get(stem.name),
+        # None, or what was wrong with its first take and the seed of the one kept
+        "retry": backend_report.get("retry", {}).get(stem.name),
         # cached, cache_key: whether the stem came from the stem cache, and its entry
         **backend_report.get("cache", {}).get("stems", {}).get(stem.name, {}),
     }
@@ -396,14 +398,18 @@ def generate_stems(stems: Sequence[Stem], plan, spec: SongSpec, *,
     makes again) from ``spec``'s backend, on the song's ``plan``.
 
     Returns the backend's :class:`~musicstems.backends.Generated`: each stem float32
-    (channels, samples) and the backend's report. With ``spec.cache`` the stems already in
+    (channels, samples) and the backend's report. A stem that comes out NaN/inf, silent or
+    clipped is generated once more on a derived seed (:class:`~musicstems.quality.CheckedBackend`;
+    the report's ``retry``). With ``spec.cache`` the stems already in
     the stem cache come from there and only the others are generated, in one call to the
     backend (:func:`musicstems.cache.stage.generate_with_cache`; its report says which).
     """
     from .cache.stage import generate_with_cache
+    from .quality import CheckedBackend
 
-    return generate_with_cache(get_backend(spec.backend), tuple(stems), plan, spec,
-                               callback=callback)
+    # checked inside the cache: a NaN, silent or clipped stem is retried before it is stored
+    return generate_with_cache(CheckedBackend(get_backend(spec.backend)), tuple(stems), plan,
+                               spec, callback=callback)
 
 
 def _version(name: str) -> str | None:

@@ -10,13 +10,15 @@ derived from its own (:func:`retry_seed`, recorded in the manifest) and refuses 
 from __future__ import annotations
 
 import hashlib
+import warnings
+from dataclasses import replace
 
 import numpy as np
 
-from .errors import MusicStemsError
+from .errors import MusicStemsError, MusicStemsWarning
 
-__all__ = ["stem_problem", "retry_seed", "BadStemError", "SILENCE_DBFS", "CLIP_LEVEL",
-           "MAX_CLIPPED_SHARE"]
+__all__ = ["stem_problem", "retry_seed", "BadStemError", "CheckedBackend", "SILENCE_DBFS",
+           "CLIP_LEVEL", "MAX_CLIPPED_SHARE"]
 
 # A peak below -70 dBFS is nothing a listener hears at any sane monitoring level; it is also
 # where BS.1770's absolute gate treats a signal as silence.
@@ -79,3 +81,48 @@ def retry_seed(seed: int, attempt: int = 1) -> int:
     digest = hashlib.blake2b(f"{int(seed)}/retry/{int(attempt)}".encode(),
                              digest_size=4).digest()
     return int.from_bytes(digest, "little")
+
+
+class CheckedBackend:
+    """A backend whose every stem is checked (:func:`stem_problem`) before anyone sees it.
+
+    A bad stem is generated once more, alone, on :func:`retry_seed` of its own seed and the
+    same plan; the report's ``retry`` says, per stem, what was wrong and the seed that
+    replaced it (None: nothing was). A stem bad twice stops the song with
+    :class:`BadStemError`. The retry is a pure function of the inputs, so the same song made
+    again retries the same way and gives the same audio. The stem cache stores checked stems
+    only (it wraps this).
+    """
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.name = backend.name
+
+    def generate(self, stems, plan, settings, *, callback=None):
+        from .stems import stem_seed
+
+        generated = self.backend.generate(stems, plan, settings, callback=callback)
+        retry = dict.fromkeys((s.name for s in stems), None)
+        for stem in stems:
+            problem = stem_problem(generated.stems[stem.name])
+            if problem is None:
+                continue
+            first_seed = stem_seed(settings.seed, stem)
+            seed = retry_seed(first_seed)
+            again = self.backend.generate((replace(stem, seed=seed),), plan, settings)
+            second = stem_problem(again.stems[stem.name])
+            if second is not None:
+                raise BadStemError(
+                    f"stem {stem.name!r} came out unusable twice ({problem} with seed "
+                    f"{first_seed}; {second} with seed {seed}); nothing was mixed or saved. "
+                    f"Give it another prompt or seed (Stem({stem.name!r}, ..., seed=N)), or "
+                    "check the model and precision (fp16 can overflow; try precision='fp32').",
+                    arguments={"stems": stem.name})
+            generated.stems[stem.name] = again.stems[stem.name]
+            retry[stem.name] = {"problem": problem, "first_seed": first_seed, "seed": seed}
+            warnings.warn(MusicStemsWarning(
+                f"stem {stem.name!r} came out {problem.split(':')[0]} with seed {first_seed} "
+                f"and was generated again with seed {seed} (recorded in the manifest)."),
+                stacklevel=2)
+        generated.report["retry"] = retry
+        return generated
