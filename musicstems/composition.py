@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +10,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .checks import check_flag
-from .errors import ExportError
+from .errors import ExportError, MusicStemsError
 from .export import (MIDI_NAME, _check_format, estimate_song_bytes, load_manifest, read_audio,
                      save_song, write_audio)
 
@@ -271,33 +268,49 @@ class Composition:
 
     # -- notebooks ---------------------------------------------------------------------------
     def _repr_html_(self) -> str:
-        rows = [self._player_row("mix", self.mix, self.report.get("mix", {}))]
-        rows += [self._player_row(name, audio, self.report.get(name, {}))
-                 for name, audio in self.stems.items()]
-        settings = self.manifest.get("settings", {})
-        title = ", ".join(f"{k}={settings[k]}" for k in ("style", "bpm", "key") if
-                          settings.get(k) is not None)
-        return (f"<div class='musicstems'><b>Composition</b> {html.escape(title)} "
-                f"&mdash; {self.duration_s:.2f} s, {self.sample_rate} Hz, seed {self.seed}"
-                "<table>" + "".join(rows) + "</table></div>")
+        from .display import song_html
 
-    def _player_row(self, name: str, audio: np.ndarray, analysis: dict) -> str:
-        # Our own WAV bytes, not IPython.display.Audio: that one rescales every clip to full
-        # scale, which would hide the real levels of the stems.
-        import soundfile
+        return song_html(self)
 
-        buffer = io.BytesIO()
-        pcm = np.clip(np.atleast_2d(audio), -1.0, 1.0).T
-        soundfile.write(buffer, pcm, self.sample_rate, format="WAV", subtype="PCM_16")
-        data = base64.b64encode(buffer.getvalue()).decode("ascii")
-        lufs = analysis.get("integrated_lufs")
-        centroid = analysis.get("spectral_centroid_hz")
-        info = f"{lufs:.1f} LUFS" if lufs is not None else "silent"
-        if centroid is not None:
-            info += f", centroid {centroid:.0f} Hz"
-        return (f"<tr><td>{html.escape(name)}</td><td><audio controls preload='none' "
-                f"src='data:audio/wav;base64,{data}'></audio></td>"
-                f"<td>{html.escape(info)}</td></tr>")
+    def play(self, stem: str = "mix"):
+        """A notebook player of the whole mix or of one stem, at its real level.
+
+        Parameters
+        ----------
+        stem : str
+            ``"mix"`` or a stem's name.
+
+        Returns
+        -------
+        musicstems.display.Player
+            Shown as an ``<audio>`` player in Jupyter (MP3, all of it).
+        """
+        from .display import Player
+
+        if stem == "mix":
+            return Player("mix", self.mix, self.sample_rate)
+        if stem not in self.stems:
+            raise MusicStemsError(f"stem={stem!r} is not a stem of this song; use 'mix' or "
+                                  f"one of {list(self.stems)}.", arguments={"stem": stem})
+        return Player(stem, self.stems[stem], self.sample_rate)
+
+    def plot(self, kind: str = "waveform", *, figsize: tuple[float, float] | None = None):
+        """Every stem on one time axis, the plan's beat grid and chords, and the mix's
+        short-term loudness (BS.1770, 3 s windows).
+
+        Parameters
+        ----------
+        kind : {"waveform", "spectrogram"}
+        figsize : (float, float), optional, inches
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            Needs matplotlib: ``pip install "musicstems[plot]"``.
+        """
+        from .display import plot_song
+
+        return plot_song(self, kind=kind, figsize=figsize)
 
     def __repr__(self) -> str:
         return (f"Composition(stems={list(self.stems)}, duration_s={self.duration_s:.2f}, "
