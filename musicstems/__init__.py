@@ -26,6 +26,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "compose": "pipeline",
     "render": "pipeline",
+    "compose_many": "many",
+    "BatchSummary": "many",
     "compose_from": "rerun",
     "Composition": "composition",
     "Stem": "spec",
@@ -54,6 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .align import AlignedStems, align_stems
     from .analysis import analyze
     from .backends.musicgen import release_models
+    from .many import BatchSummary, compose_many
     from .pipeline import compose, render
     from .rerun import compose_from
     from .composition import Composition

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 from . import __version__
 from .errors import MusicStemsError
 from .cli_edit import EDIT_COMMANDS, EDIT_OPTIONS, add_edit_commands, run_compose_source
+from .cli_many import add_many_command, run_many
 from .spec import SETTING, SETTINGS, Setting
 
 __all__ = ["main"]
@@ -137,7 +138,7 @@ def _build_parser() -> argparse.ArgumentParser:
                "--key 'A minor' --duration 10 --seed 7 --out out/")
     parser.add_argument("--version", action="version", version=f"musicstems {__version__}")
     sub = parser.add_subparsers(dest="command",
-                                metavar="{compose,demo,regenerate,remix,cache}")
+                                metavar="{compose,demo,regenerate,remix,compose-many,cache}")
 
     comp = sub.add_parser("compose", help="generate a song from one prompt per stem",
                           description="Generate a song from one prompt per stem (or a song "
@@ -165,6 +166,7 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--backend", default="auto", choices=("auto", *SETTING["backend"].choices),
                       help="auto: MusicGen if its weights are cached, else sketch")
     add_edit_commands(sub)
+    add_many_command(sub)
     _add_cache_parser(sub)
     return parser
 
@@ -315,6 +317,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EDIT_COMMANDS["regenerate"](args, _summary)
         if args.command == "remix":
             return EDIT_COMMANDS["remix"](args, _summary, _pairs)
+        if args.command == "compose-many":
+            return run_many(args)
         return _run_compose(args) if args.command == "compose" else _run_demo(args)
     except MusicStemsError as exc:
         _refusal(in_cli_words(exc))

@@ -135,3 +135,41 @@ def test_a_local_dask_cluster_gives_the_same_songs_and_survives_a_killed_worker(
     assert sorted(summary.done) == [s["name"] for s in songs] and summary.ok
     for song in songs:
         assert_same_song(tmp_path / song["name"], reference(song, **tiny))
+
+
+def write_song_files(folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for name, bass in (("first", "acid bass"), ("second", "reese bass")):
+        path = folder / f"{name}.toml"
+        path.write_text(f'backend = "sketch"\nduration_s = 3\nbpm = 120\nseed = 4\n\n'
+                        f'[stems]\ndrums = "techno drums"\nbass = "{bass}"\n')
+        files.append(path)
+    return files
+
+
+def test_song_files_are_songs_named_after_their_files(tmp_path):
+    from musicstems.songfile import read_song_file
+
+    files = write_song_files(tmp_path / "songs")
+    summary = compose_many(files, tmp_path / "out", progress=False)
+    assert sorted(summary.done) == ["first", "second"]
+    for path in files:
+        stems, settings = read_song_file(path)
+        expected = compose(stems, **{**settings, "progress": False})
+        assert_same_song(tmp_path / "out" / path.stem, expected)
+
+
+def test_the_cli_composes_a_folder_of_song_files_then_skips_them(tmp_path, capsys):
+    from musicstems.cli import main
+
+    write_song_files(tmp_path / "songs")
+    assert main(["compose-many", str(tmp_path / "songs"), "--out", str(tmp_path / "out"),
+                 "--quiet"]) == 0
+    assert "2 done, 0 skipped, 0 failed" in capsys.readouterr().out
+    assert main(["compose-many", str(tmp_path / "songs"), "--out", str(tmp_path / "out"),
+                 "--quiet"]) == 0
+    assert "0 done, 2 skipped, 0 failed" in capsys.readouterr().out
+    assert main(["compose-many", str(tmp_path / "nothing"), "--out",
+                 str(tmp_path / "out")]) == 2
+    assert "does not exist" in capsys.readouterr().err
