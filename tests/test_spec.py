@@ -56,7 +56,7 @@ def test_bad_stems(no_backend, stems, needle):
     ({"duration_s": -1}, "duration_s=-1"),
     ({"duration_s": math.nan}, "duration_s=nan"),
     ({"duration_s": math.inf}, "duration_s=inf"),
-    ({"duration_s": 31}, "long-form"),
+    ({"duration_s": 301}, "at most 300 s"),
     ({"duration_s": "10"}, "duration_s='10'"),
     ({"bpm": 10}, "bpm=10"),
     ({"bpm": 301}, "bpm=301"),

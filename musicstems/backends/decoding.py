@@ -253,8 +253,10 @@ def encode_text(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | N
 def sample_codes(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                  settings: SamplingSettings, *, prepared: PreparedDecoder | None = None,
                  step_class=DecoderStep, on_step: Callable[[int], Any] | None = None,
-                 prefix_codes: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
-    """Sample MusicGen's audio codes for a batch of text prompts, on torch's global RNG.
+                 prefix_codes: torch.Tensor | None = None,
+                 streams: list[torch.Generator] | None = None) -> tuple[torch.Tensor, dict]:
+    """Sample MusicGen's audio codes for a batch of text prompts, each stem from its own random
+    stream (or all from torch's global RNG, as ``generate``).
 
     Parameters
     ----------
@@ -277,6 +279,9 @@ def sample_codes(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | 
         An audio prompt's codes (``primer.encode_primers``), forced where
         ``generate(input_values=...)`` forces them -- after the start token, each codebook k
         steps late -- and run through the decoder in one pass (``step_class.prefill``).
+    streams : list of torch.Generator, optional
+        One per prompt (``sampling.stem_streams``): each stem's codes are drawn from its own
+        stream. None: every draw on torch's global RNG, as ``generate`` draws them.
 
     Returns
     -------
@@ -295,7 +300,7 @@ def sample_codes(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | 
     step = step_class(model, 2 * pattern.batch if guided else pattern.batch, pattern.length,
                       prepared)
     step.set_encoder(states, mask)
-    codes = run_steps(step, pattern, settings, on_step=on_step,
+    codes = run_steps(step, pattern, settings, on_step=on_step, streams=streams,
                       prefill=step.prefill if pattern.known > 1 else None)
     report = {"decoder_layers": step.layer_runner}
     del step  # the KV cache
