@@ -4,9 +4,10 @@ transformers' ``generate`` is general: every step it rebuilds the model inputs a
 masks, runs the decoder through its output dataclasses, hooks and cache objects, and calls a list
 of logits processors. This loop runs the same arithmetic with the decoder's own modules and
 weights: the same embeddings, the same layer order, SDPA attention over a KV cache written in
-place, the same guidance, temperature, top-k / top-p and multinomial sampling in the same order
-on the same RNG. Given the same seed it returns the codes ``generate`` returns (tested against
-it), only sooner: none of generate's per-step bookkeeping runs (docs/performance.md, "What makes
+place, the same guidance, temperature, top-k / top-p and multinomial sampling in the same order.
+On torch's global RNG and the same seed it returns the codes ``generate`` returns (tested
+against it); the backend gives each stem its own stream instead (``sampling.stem_streams``), and
+a stem alone on its stream gets ``generate``'s codes for it under its seed. It is only sooner: none of generate's per-step bookkeeping runs (docs/performance.md, "What makes
 it fast", has the figures).
 
 It leans on transformers' MusicGen internals (module layout, ``build_delay_pattern_mask``, the
