@@ -102,10 +102,10 @@ def _clicks(audio, boundaries):
 def test_no_click_at_a_window_boundary(short_model):
     """The whole code sequence is decoded at once: at a boundary the audio jumps no more from
     one sample to the next than it does anywhere else. The control: a step at one boundary is
-    caught (of 5x the peak: noise-like audio already jumps by up to twice its peak). (Random weights make noise-like audio whose largest jump
-    is large: butting separately decoded windows together does not exceed it either, so the
-    seamless decode is by construction -- one decode of every frame -- more than by this
-    measure; docs/backends.md.)"""
+    caught (of 5x the peak: noise-like audio already jumps by up to twice its peak). Random
+    weights make noise-like audio whose largest jump is large: butting separately decoded
+    windows together does not exceed it either, so the absence of seams is by construction --
+    one decode of every frame -- more than by this measure (docs/backends.md)."""
     generated = _raw(short_model, STEMS, 4.0)
     boundaries = _boundaries(generated.report)
     assert len(boundaries) >= 2

@@ -7,8 +7,9 @@ weights: the same embeddings, the same layer order, SDPA attention over a KV cac
 place, the same guidance, temperature, top-k / top-p and multinomial sampling in the same order.
 On torch's global RNG and the same seed it returns the codes ``generate`` returns (tested
 against it); the backend gives each stem its own stream instead (``sampling.stem_streams``), and
-a stem alone on its stream gets ``generate``'s codes for it under its seed. It is only sooner: none of generate's per-step bookkeeping runs (docs/performance.md, "What makes
-it fast", has the figures).
+a stem alone on its stream gets ``generate``'s codes for it under its seed. It is only sooner:
+none of generate's per-step bookkeeping runs (docs/performance.md, "What makes it fast", has
+the figures).
 
 It leans on transformers' MusicGen internals (module layout, ``build_delay_pattern_mask``, the
 order of the logits processors and of the RNG draws) and on private torch ops, so it runs only

@@ -340,10 +340,13 @@ class MusicGenBackend:
                     audio, ran = run_musicstems(loaded, inputs, sampling, progress, heard,
                                                 windows, stem_streams(seeds, loaded.device))
                     groups = [[s.name for s in group]]
+                    streams = "one per stem, seeded with its seed"
                 else:
                     audio, ran = run_generate(loaded, [settings.prompts[s.name] for s in group],
                                               sampling, progress, heard, seeds)
                     groups = [[s.name] for s in group]
+                    streams = ("generate's global RNG seeded with each stem's seed, one stem "
+                               "per call")
         finally:
             progress.close()
         end = time.perf_counter()
@@ -358,7 +361,7 @@ class MusicGenBackend:
             "sampler": sampler, "sampler_reason": sampler_reason,
             # which stems were sampled in one batch, in their rows' order: a stem's codes
             # come from its own stream, its float rounding from its batch (docs/backends.md)
-            "groups": groups, "random_streams": "one per stem, seeded with its seed",
+            "groups": groups, "random_streams": streams,
             "windows": [{"start_s": round(w.start / loaded.frame_rate, 6),
                          "context_s": round(w.context / loaded.frame_rate, 6),
                          "new_s": round(w.new / loaded.frame_rate, 6)} for w in windows],
