@@ -306,13 +306,15 @@ class MusicGenBackend:
         """
         from ..stems import stem_seed
         from .runs import run_generate, run_musicstems, timing_report
-        from .sampling import stem_streams
         from .windows import decoder_steps
 
         load_start = time.perf_counter()
         loaded = load_model(settings.model, device=settings.device,
                             precision=settings.precision, quiet=not settings.progress)
-        import torch  # loaded by now; after load_model, which refuses an unreachable model first
+        # torch is loaded by now; after load_model, which refuses an unreachable model first
+        import torch
+
+        from .sampling import stem_streams
 
         # A group's rows in the order of the stems' names, whatever order they came in: a
         # matrix product's rounding can depend on a row's place in the batch.
