@@ -79,7 +79,8 @@ def compose(
         Shared key such as ``"A minor"`` or ``"F#m"``.
     duration_s : float > 0
         Length of the song in seconds; every stem and the mix are exactly
-        ``round(duration_s * sample_rate)`` samples. MusicGen generates at most 30 s.
+        ``round(duration_s * sample_rate)`` samples. MusicGen generates at most 300 s,
+        past its 30 s window window by window (docs/backends.md, "Long songs").
     seed : int in [0, 2**32), optional
         Same inputs and seed give bit-identical audio on the same machine with the same torch
         thread count (``backend.threads`` in the manifest). When omitted one is

@@ -42,8 +42,9 @@ __all__ = [
 ]
 
 DEFAULT_MODEL = "facebook/musicgen-small"
-# MusicGen was trained on 30 s windows; past that it needs a long-form method (a later issue).
-MUSICGEN_MAX_DURATION_S = 30.0
+# MusicGen was trained on 30 s windows; longer songs are generated window by window
+# (backends/windows.py), up to 5 minutes.
+MUSICGEN_MAX_DURATION_S = 300.0
 SKETCH_MAX_DURATION_S = 600.0
 MIN_DURATION_S = 0.001
 BPM_RANGE = (20.0, 300.0)
@@ -149,8 +150,7 @@ def _check_duration(setting: Setting, value: Any, checked: Mapping[str, Any]) ->
     # 1 ms is 32 samples at 32 kHz; much shorter rounds to no audio at all
     return check_finite(
         value, setting.name, low=MIN_DURATION_S, high=limit,
-        fix=(f"The {backend} backend generates at most {limit:g} s in one window"
-             + ("; long-form generation is not available yet." if backend == "musicgen" else ".")))
+        fix=f"The {backend} backend generates at most {limit:g} s.")
 
 
 def _check_seed(setting: Setting, value: Any, checked: Mapping[str, Any]) -> int:

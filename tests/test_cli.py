@@ -116,8 +116,8 @@ def test_compose_end_to_end(tiny_model, tmp_path, capsys):
     (["compose", "--stem", "drums", "--out", "x"], "NAME=VALUE"),
     (["compose", "--stem", "drums=kick", "--bpm", "500", "--out", "x"], "--bpm 500 is not"),
     (["compose", "--stem", "drums=kick", "--key", "Q", "--out", "x"], "--key Q is not"),
-    (["compose", "--stem", "drums=kick", "--duration", "45", "--out", "x"],
-     "--duration 45 is not"),
+    (["compose", "--stem", "drums=kick", "--duration", "450", "--out", "x"],
+     "--duration 450 is not"),
     (["compose", "--stem", "drums=kick", "--target-lufs", "-0.5", "--out", "x"],
      "--target-lufs -0.5 is above --ceiling -1"),
     (["compose", "--stem", "drums=kick", "--precision", "fp16", "--device", "cpu", "--out",
@@ -157,7 +157,7 @@ def _main_in_fresh_process(*args):
 
 def test_bad_input_is_refused_before_torch_loads(tiny_model, tmp_path):
     # parsing, validation and the error path, in a fresh interpreter: no torch, no transformers
-    for bad in (["--bpm", "500"], ["--duration", "45"], ["--precision", "fp16", "--device",
+    for bad in (["--bpm", "500"], ["--duration", "450"], ["--precision", "fp16", "--device",
                                                          "cpu"]):
         assert _main_in_fresh_process("compose", "--stem", "drums=kick", *bad, "--model",
                                       tiny_model, "--out", str(tmp_path / "x")) == ["2"]

@@ -60,6 +60,36 @@ def test_the_loop_samples_the_codes_generate_samples(loaded, temperature, top_k,
     assert not torch.equal(other, expected)
 
 
+def test_a_stems_own_stream_samples_what_generate_samples_for_it_alone(loaded):
+    """A generator seeded with s draws what the global RNG seeded with s draws: each stem
+    sampled alone from its own stream gets ``generate``'s codes for it, batch 1, under
+    ``torch.manual_seed(s)``; in a batch of three, each stem's row still gets those codes
+    (its own stream; the batch's float rounding, ~1e-7 of the logits here, moves no draw)."""
+    from musicstems.backends.decoding import SamplingSettings, sample_codes
+    from musicstems.backends.sampling import stem_streams
+
+    seeds = [101, 202, 303]
+    settings = SamplingSettings(40, 3.0, 1.0, 250, 0.0)
+
+    def ours(prompts, stem_seeds):
+        inputs = loaded.processor(text=prompts, padding=True, return_tensors="pt")
+        with torch.inference_mode():
+            codes, _ = sample_codes(loaded.model, inputs["input_ids"],
+                                    inputs["attention_mask"], settings,
+                                    streams=stem_streams(stem_seeds, "cpu"))
+        return codes
+
+    batch = ours(PROMPTS, seeds)
+    for row, (prompt, seed) in enumerate(zip(PROMPTS, seeds)):
+        inputs = loaded.processor(text=[prompt], padding=True, return_tensors="pt")
+        expected = generate_codes(loaded.model, inputs, seed, guidance_scale=3.0,
+                                  max_new_tokens=40)
+        assert torch.equal(ours([prompt], [seed]), expected)
+        assert torch.equal(batch[:, row:row + 1], expected)
+    # the control: another stem's seed is another stream
+    assert not torch.equal(ours(PROMPTS[:1], [seeds[1]]), batch[:, :1])
+
+
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
 def test_the_loop_matches_generate_in_reduced_precision_too(tiny_model, precision):
     # the recipes' packed and quantized layers are the model's own modules, which generate
@@ -268,14 +298,17 @@ def test_choose_sampler_reads_the_gate_and_the_model(loaded, monkeypatch):
 
 
 def test_an_untested_release_runs_generate_end_to_end(tiny_model, monkeypatch):
-    """With an untested torch the song's codes are generate's own for the seed: caught at the
-    codec's door, which only generate's decode goes through (the loop's windowed decode does
-    not call it), and compared with generate run directly."""
+    """With an untested torch the song's codes are generate's own, stem by stem, batch 1
+    under each stem's seed: caught at the codec's door, which only generate's decode goes
+    through (the loop's windowed decode does not call it), and compared with generate run
+    directly."""
     import transformers
 
     from musicstems.backends import versions
     from musicstems.backends.decoding import SamplingSettings
     from musicstems.backends.musicgen import load_model
+    from musicstems.backends.runs import tokenize
+    from musicstems.stems import stem_seed
 
     loaded = load_model(tiny_model, device="cpu", precision="fp32", quiet=True)
     model = loaded.model
@@ -301,16 +334,18 @@ def test_an_untested_release_runs_generate_end_to_end(tiny_model, monkeypatch):
     assert backend["sampler"] == "transformers generate"
     assert backend["sampler_reason"] == "torch 2.99.0 is untested (tested: 2.13)"
     assert backend["decoder_layers"] == "transformers"
-    assert len(caught) == 1
+    assert backend["groups"] == [["bass"], ["drums"]]  # one stem per generate call
+    assert len(caught) == 2
     monkeypatch.undo()  # generate below is the reference, uncaught
-    inputs = loaded.processor(text=list(untested.prompts.values()), padding=True,
-                              return_tensors="pt")
     steps = backend["decoder_steps"]
-    expected = generate_codes(model, inputs, 4, guidance_scale=3.0, max_new_tokens=steps)
-    assert torch.equal(caught[0], expected)
-    # the seed matters: a different one samples other codes
-    assert not torch.equal(_loop_codes(model, inputs, 5, SamplingSettings(steps, 3.0)),
-                           expected)
+    for name, codes in zip(["bass", "drums"], caught):
+        inputs = tokenize(loaded, [untested.prompts[name]])
+        expected = generate_codes(model, inputs, stem_seed(4, name), guidance_scale=3.0,
+                                  max_new_tokens=steps)
+        assert torch.equal(codes, expected)
+        # the seed matters: a different one samples other codes
+        assert not torch.equal(_loop_codes(model, inputs, 5, SamplingSettings(steps, 3.0)),
+                               expected)
 
 
 def test_the_decoder_step_refuses_to_run_past_its_cache(loaded):

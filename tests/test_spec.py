@@ -56,7 +56,7 @@ def test_bad_stems(no_backend, stems, needle):
     ({"duration_s": -1}, "duration_s=-1"),
     ({"duration_s": math.nan}, "duration_s=nan"),
     ({"duration_s": math.inf}, "duration_s=inf"),
-    ({"duration_s": 31}, "long-form"),
+    ({"duration_s": 301}, "at most 300 s"),
     ({"duration_s": "10"}, "duration_s='10'"),
     ({"bpm": 10}, "bpm=10"),
     ({"bpm": 301}, "bpm=301"),
@@ -173,10 +173,11 @@ def test_model_folder_without_config(no_backend, tmp_path):
 
 
 def test_sketch_allows_long_songs_musicgen_does_not(no_backend):
-    spec = validate_compose_args(GOOD, backend="sketch", duration_s=120)
-    assert spec.duration_s == 120
-    with pytest.raises(MusicStemsError, match="30"):
-        validate_compose_args(GOOD, duration_s=120)
+    spec = validate_compose_args(GOOD, backend="sketch", duration_s=450)
+    assert spec.duration_s == 450
+    assert validate_compose_args(GOOD, duration_s=120).duration_s == 120  # past one window
+    with pytest.raises(MusicStemsError, match="at most 300 s"):
+        validate_compose_args(GOOD, duration_s=450)
 
 
 @pytest.mark.parametrize("text, tonic, mode", [

@@ -4,10 +4,12 @@ transformers' ``generate`` is general: every step it rebuilds the model inputs a
 masks, runs the decoder through its output dataclasses, hooks and cache objects, and calls a list
 of logits processors. This loop runs the same arithmetic with the decoder's own modules and
 weights: the same embeddings, the same layer order, SDPA attention over a KV cache written in
-place, the same guidance, temperature, top-k / top-p and multinomial sampling in the same order
-on the same RNG. Given the same seed it returns the codes ``generate`` returns (tested against
-it), only sooner: none of generate's per-step bookkeeping runs (docs/performance.md, "What makes
-it fast", has the figures).
+place, the same guidance, temperature, top-k / top-p and multinomial sampling in the same order.
+On torch's global RNG and the same seed it returns the codes ``generate`` returns (tested
+against it); the backend gives each stem its own stream instead (``sampling.stem_streams``), and
+a stem alone on its stream gets ``generate``'s codes for it under its seed. It is only sooner:
+none of generate's per-step bookkeeping runs (docs/performance.md, "What makes it fast", has
+the figures).
 
 It leans on transformers' MusicGen internals (module layout, ``build_delay_pattern_mask``, the
 order of the logits processors and of the RNG draws) and on private torch ops, so it runs only
@@ -253,8 +255,10 @@ def encode_text(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | N
 def sample_codes(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                  settings: SamplingSettings, *, prepared: PreparedDecoder | None = None,
                  step_class=DecoderStep, on_step: Callable[[int], Any] | None = None,
-                 prefix_codes: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
-    """Sample MusicGen's audio codes for a batch of text prompts, on torch's global RNG.
+                 prefix_codes: torch.Tensor | None = None,
+                 streams: list[torch.Generator] | None = None) -> tuple[torch.Tensor, dict]:
+    """Sample MusicGen's audio codes for a batch of text prompts, each stem from its own random
+    stream (or all from torch's global RNG, as ``generate``).
 
     Parameters
     ----------
@@ -277,6 +281,9 @@ def sample_codes(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | 
         An audio prompt's codes (``primer.encode_primers``), forced where
         ``generate(input_values=...)`` forces them -- after the start token, each codebook k
         steps late -- and run through the decoder in one pass (``step_class.prefill``).
+    streams : list of torch.Generator, optional
+        One per prompt (``sampling.stem_streams``): each stem's codes are drawn from its own
+        stream. None: every draw on torch's global RNG, as ``generate`` draws them.
 
     Returns
     -------
@@ -295,7 +302,7 @@ def sample_codes(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | 
     step = step_class(model, 2 * pattern.batch if guided else pattern.batch, pattern.length,
                       prepared)
     step.set_encoder(states, mask)
-    codes = run_steps(step, pattern, settings, on_step=on_step,
+    codes = run_steps(step, pattern, settings, on_step=on_step, streams=streams,
                       prefill=step.prefill if pattern.known > 1 else None)
     report = {"decoder_layers": step.layer_runner}
     del step  # the KV cache

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 __all__ = ["Heard", "prepare_heard"]
@@ -28,11 +28,14 @@ class Heard:
     values : torch.Tensor [shape=(batch, channels, samples)] or None
         The primers as ``input_values``, in the codec's dtype.
     features : torch.Tensor [shape=(batch, frames, 12)] or None
-        The chromas as ``input_features``, in the decoder's dtype.
+        The chromas as ``input_features`` (of the first window), in the decoder's dtype.
     primers, harmony : dict
         Per stem, the manifest's entry (None: none).
     render_s : float
         Seconds spent rendering and shaping all of it.
+    chromas : list of (np.ndarray [shape=(frames, 12)] or None), or None
+        Every stem's chroma over the whole timeline (primer, then song), for the windows of
+        a long song (``windows.py``); None without a melody model.
     """
 
     primer_samples: int = 0
@@ -41,6 +44,15 @@ class Heard:
     primers: dict | None = None
     harmony: dict | None = None
     render_s: float = 0.0
+    chromas: list | None = None
+
+    def row(self, index: int) -> "Heard":
+        """The conditioning of the batch's stem ``index`` alone, a batch of one."""
+        def one(value):
+            return None if value is None else value[index:index + 1]
+
+        return replace(self, values=one(self.values), features=one(self.features),
+                       chromas=one(self.chromas))
 
     def generate_kwargs(self, model) -> dict:
         """The same, as ``generate``'s arguments. A melody model's ``generate`` takes no
@@ -88,10 +100,11 @@ def prepare_heard(stems, plan, settings, model, sample_rate: int, num_samples: i
         primer_samples = made[names[0]].audio.shape[-1]
         values = primer_values(model, [audio[name] for name in names])
         primed = {name: made[name].report(sample_rate) for name in names}
-    features, harmony = None, dict.fromkeys(names)
+    features, harmony, chromas = None, dict.fromkeys(names), None
     if is_melody(model):
         heard = melodies(plan, stems, settings.harmony, sample_rate, num_samples, audio)
-        features = melody_features(model, [heard[name].chroma for name in names])
+        chromas = [heard[name].chroma for name in names]
+        features = melody_features(model, chromas)
         harmony = {name: heard[name].report() for name in names}
     return Heard(primer_samples, values, features, primed, harmony,
-                 time.perf_counter() - start)
+                 time.perf_counter() - start, chromas)

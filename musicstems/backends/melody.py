@@ -180,11 +180,11 @@ class MelodyStep:
 
 def sample_melody_codes(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                         features: torch.Tensor | None, settings, *, prepared=None,
-                        on_step=None, prefix_codes: torch.Tensor | None = None
-                        ) -> tuple[torch.Tensor, dict]:
+                        on_step=None, prefix_codes: torch.Tensor | None = None,
+                        streams=None) -> tuple[torch.Tensor, dict]:
     """:func:`~musicstems.backends.decoding.sample_codes` for a MusicGen-Melody: the same
-    delay pattern, primer, sampling and return, the chroma ``features`` (batch, frames, 12)
-    or None heard through the decoder's prefix.
+    delay pattern, primer, random streams, sampling and return, the chroma ``features``
+    (batch, frames, 12) or None heard through the decoder's prefix.
 
     Returns
     -------
@@ -201,7 +201,7 @@ def sample_melody_codes(model, input_ids: torch.Tensor, attention_mask: torch.Te
     rows = 2 * pattern.batch if guided else pattern.batch
     step = MelodyStep(model, rows, prefix.shape[1] + pattern.length, prepared)
     # the conditioning prefix always goes in with the known codes, in one causal pass
-    codes = run_steps(step, pattern, settings, on_step=on_step,
+    codes = run_steps(step, pattern, settings, on_step=on_step, streams=streams,
                       prefill=lambda seen: step.prefill(prefix, seen))
     del step  # the KV cache
     return codes, {"decoder_layers": "eager"}

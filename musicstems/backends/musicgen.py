@@ -15,10 +15,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ModelLoadError
+from ..errors import ModelLoadError, MusicStemsError
 from . import Generated, ProgressCallback, fit_length
 from .device import resolve_device, resolve_precision, torch_dtype
-from .heard import Heard, prepare_heard
+from .heard import prepare_heard
 from .prepared import PreparedDecoder, prepare_decoder
 from .progress import StepProgress
 
@@ -198,33 +198,52 @@ def _model_inputs(loaded: LoadedModel, stems, settings):
     Returns
     -------
     inputs : dict
-        The processor's ``input_ids`` and ``attention_mask``, [shape=(stems, tokens)].
+        ``input_ids`` and ``attention_mask`` [shape=(stems, tokens)] (``runs.tokenize``).
     sampling : decoding.SamplingSettings
+        ``max_new_tokens``: the steps of one window holding the whole song (a long song's
+        windows set their own).
     num_samples : int
         Every stem's length in samples at ``loaded.sample_rate``.
+    frames : int
+        The song's codec frames (the primer's not counted).
     """
     from .decoding import SamplingSettings
+    from .runs import tokenize
 
-    prompts = [settings.prompts[s.name] for s in stems]
     num_samples = round(settings.duration_s * loaded.sample_rate)
+    frames = math.ceil(num_samples / loaded.sample_rate * loaded.frame_rate)
     # The delay pattern holds back codebook k by k steps, so K - 1 extra steps are needed
     # before the last frame is complete.
-    frames = math.ceil(num_samples / loaded.sample_rate * loaded.frame_rate)
     max_new_tokens = frames + loaded.model.decoder.num_codebooks - 1
-    inputs = loaded.processor(text=prompts, padding=True, return_tensors="pt")
-    inputs = {k: v.to(loaded.device) for k, v in inputs.items()}
+    inputs = tokenize(loaded, [settings.prompts[s.name] for s in stems])
     sampling = SamplingSettings(
         max_new_tokens=max_new_tokens, guidance_scale=settings.guidance_scale,
         temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p)
-    return inputs, sampling, num_samples
+    return inputs, sampling, num_samples, frames
+
+
+def _windows(loaded: LoadedModel, inputs: dict, frames: int, primer_samples: int):
+    """The windows that sample the song (``windows.plan_windows``), the whole timeline's
+    frames: the primer's, then the song's."""
+    from .melody import is_melody
+    from .windows import plan_windows, window_frames
+
+    model = loaded.model
+    hop = loaded.sample_rate // loaded.frame_rate
+    primer_frames = primer_samples // hop
+    prefix = 0
+    if is_melody(model):  # chroma, then text, before the codes in the decoder's positions
+        prefix = int(model.config.chroma_length) + inputs["input_ids"].shape[1]
+    return plan_windows(primer_frames + frames, primer_frames, window_frames(model, prefix))
 
 
 @contextlib.contextmanager
 def _seeded(seed: int, device: str):
-    """Run the block on torch's global RNG seeded with ``seed``, in inference mode.
+    """Run the block in inference mode on a fork of torch's RNG, its global stream seeded with
+    ``seed``.
 
-    ``fork_rng`` makes the seed this call's alone and leaves the user's RNG state untouched.
-    The one place the sampling's random state is set.
+    ``fork_rng`` leaves the user's RNG state untouched. musicstems' loop draws from the stems'
+    own streams (``sampling.stem_streams``); ``generate`` reseeds this fork per stem.
 
     Parameters
     ----------
@@ -240,112 +259,20 @@ def _seeded(seed: int, device: str):
         yield
 
 
-def _run_musicstems(loaded: LoadedModel, inputs: dict, sampling, progress: StepProgress,
-                    heard: Heard):
-    """musicstems' sampling loop, then the codec decode :func:`~.decoding.decode_audio` picks.
-
-    Parameters
-    ----------
-    loaded : LoadedModel
-    inputs : dict
-        ``input_ids`` and ``attention_mask`` [shape=(stems, tokens)] (:func:`_model_inputs`).
-    sampling : decoding.SamplingSettings
-    progress : StepProgress
-        Called after each decoder step.
-    heard : Heard
-        The primers and chromas (:func:`~.heard.prepare_heard`).
-
-    Returns
-    -------
-    audio : torch.Tensor [shape=(stems, channels, samples)]
-        In the codec's dtype.
-    ran : dict
-        ``codec_decoder`` and ``decoder_layers``, as the decode and the loop report them.
-    """
-    from .decoding import decode_audio, sample_codes
-    from .melody import is_melody, sample_melody_codes
-    from .primer import encode_primers
-
-    model = loaded.model
-    prefix = None if heard.values is None else encode_primers(model, heard.values)
-    if is_melody(model):  # its own loop: a decoder without cross-attention
-        codes, step_report = sample_melody_codes(
-            model, inputs["input_ids"], inputs.get("attention_mask"), heard.features,
-            sampling, prepared=loaded.prepared, on_step=progress, prefix_codes=prefix)
-    else:
-        codes, step_report = sample_codes(model, inputs["input_ids"],
-                                          inputs.get("attention_mask"), sampling,
-                                          prepared=loaded.prepared, on_step=progress,
-                                          prefix_codes=prefix)
-    audio, codec_decoder = decode_audio(loaded.model, codes)
-    return audio, {"codec_decoder": codec_decoder, **step_report}
-
-
-def _run_generate(loaded: LoadedModel, inputs: dict, sampling, progress: StepProgress,
-                  heard: Heard):
-    """transformers' ``generate``: the fallback where :func:`choose_sampler` says so.
-
-    Parameters
-    ----------
-    loaded, inputs, sampling, progress, heard
-        As for :func:`_run_musicstems`.
-
-    Returns
-    -------
-    audio : torch.Tensor [shape=(stems, channels, samples)]
-    ran : dict
-        ``codec_decoder`` and ``decoder_layers``: transformers' own, inside ``generate``.
-    """
-    from transformers import StoppingCriteriaList
-
-    audio = loaded.model.generate(
-        **inputs, **heard.generate_kwargs(loaded.model), do_sample=True,
-        guidance_scale=sampling.guidance_scale,
-        temperature=sampling.temperature, top_k=sampling.top_k,
-        top_p=sampling.top_p if sampling.top_p > 0 else None,
-        max_new_tokens=sampling.max_new_tokens,
-        stopping_criteria=StoppingCriteriaList([progress.as_stopping_criterion()]))
-    return audio, {"codec_decoder": "transformers (inside generate)",
-                   "decoder_layers": "transformers"}
-
-
-def _timing_report(load_start: float, start: float, end: float, progress: StepProgress
-                   ) -> dict:
-    """Seconds of the load, the whole generation and its parts, from the step clock.
-
-    Parameters
-    ----------
-    load_start, start, end : float
-        ``time.perf_counter()`` before the load, before sampling and after the decode.
-    progress : StepProgress
-        Its clock of the first and the last decoder step.
-
-    Returns
-    -------
-    dict
-        ``load_s``, ``generate_s``, ``ms_per_step``, ``encode_s``, ``decode_s``.
-    """
-    steps = progress.total
-    return {
-        # load_s is ~0 when the model came from the cache
-        "load_s": round(start - load_start, 3), "generate_s": round(end - start, 3),
-        # the decoder loop alone: between the first and the last step
-        "ms_per_step": round(1000 * (progress.last_s - progress.first_s)
-                             / max(steps - 1, 1), 2),
-        # text encoder + first step, and the batched EnCodec decode of all stems
-        "encode_s": round(progress.first_s - start, 3),
-        "decode_s": round(end - progress.last_s, 3),
-    }
-
-
 class MusicGenBackend:
-    """All stems of a song in one batched sampling loop, decoded in one batched codec call."""
+    """All stems of a song in one batched sampling loop -- each stem from its own random
+    stream, window by window past the model's window -- decoded in one batched codec call."""
 
     name = "musicgen"
 
     def generate(self, stems, plan, settings, *, callback: ProgressCallback | None = None
                  ) -> Generated:
-        """Every stem's raw audio from its prompt, all stems in one batch.
+        """Every stem's raw audio from its prompt, all stems in one batch (one group).
+
+        Each stem draws from its own stream, seeded with ``stem_seed(settings.seed, stem)``:
+        its codes do not depend on the other stems; a song longer than the model's window is
+        sampled window by window (``windows.py``). ``generate`` (the fallback) runs stem by
+        stem, one window only.
 
         Parameters
         ----------
@@ -367,36 +294,80 @@ class MusicGenBackend:
         Generated
             Each stem float32 [shape=(channels, round(duration_s * sample_rate))], and the
             report: model, precision and recipe, which sampler ran and why
-            (:func:`choose_sampler`), which codec decode and layer runner ran, and timings.
+            (:func:`choose_sampler`), the generation ``groups`` (the stems sampled in one
+            batch, in their rows' order), the ``windows`` (start, context and new seconds on
+            the timeline that starts with the primer), which codec decode and layer runner
+            ran, and timings.
+
+        Raises
+        ------
+        MusicStemsError
+            A song longer than one window on the fallback sampler.
         """
+        from ..stems import stem_seed
+        from .runs import run_generate, run_musicstems, timing_report
+        from .windows import decoder_steps
+
         load_start = time.perf_counter()
         loaded = load_model(settings.model, device=settings.device,
                             precision=settings.precision, quiet=not settings.progress)
-        import torch  # loaded by now; after load_model, which refuses an unreachable model first
+        # torch is loaded by now; after load_model, which refuses an unreachable model first
+        import torch
 
-        inputs, sampling, num_samples = _model_inputs(loaded, stems, settings)
-        heard = prepare_heard(stems, plan, settings, loaded.model, loaded.sample_rate,
+        from .sampling import stem_streams
+
+        # A group's rows in the order of the stems' names, whatever order they came in: a
+        # matrix product's rounding can depend on a row's place in the batch.
+        group = sorted(stems, key=lambda s: s.name)
+        seeds = [stem_seed(settings.seed, s) for s in group]
+        inputs, sampling, num_samples, frames = _model_inputs(loaded, group, settings)
+        heard = prepare_heard(group, plan, settings, loaded.model, loaded.sample_rate,
                               num_samples)
+        windows = _windows(loaded, inputs, frames, heard.primer_samples)
         sampler, sampler_reason = choose_sampler(loaded.model)
-        run = _run_musicstems if sampler == "musicstems" else _run_generate
-        progress = StepProgress(sampling.max_new_tokens, show=settings.progress,
-                                 callback=callback)
+        if sampler != "musicstems" and len(windows) > 1:
+            raise MusicStemsError(
+                f"duration_s={settings.duration_s:g} needs {len(windows)} windows of this "
+                f"model, and the fallback sampler (transformers generate, used because "
+                f"{sampler_reason}) cannot continue a song past one window. Install a torch "
+                "and transformers release musicstems was tested with, or pass a duration_s "
+                "that fits one window.", arguments={"duration_s": settings.duration_s})
+        runs = 1 if sampler == "musicstems" else len(group)
+        steps = decoder_steps(windows, loaded.model.decoder.num_codebooks)
+        progress = StepProgress(runs * steps, show=settings.progress, callback=callback)
         start = time.perf_counter()
         try:
             with _seeded(settings.seed, loaded.device):
-                audio, ran = run(loaded, inputs, sampling, progress, heard)
+                if sampler == "musicstems":
+                    audio, ran = run_musicstems(loaded, inputs, sampling, progress, heard,
+                                                windows, stem_streams(seeds, loaded.device))
+                    groups = [[s.name for s in group]]
+                    streams = "one per stem, seeded with its seed"
+                else:
+                    audio, ran = run_generate(loaded, [settings.prompts[s.name] for s in group],
+                                              sampling, progress, heard, seeds)
+                    groups = [[s.name] for s in group]
+                    streams = ("generate's global RNG seeded with each stem's seed, one stem "
+                               "per call")
         finally:
             progress.close()
         end = time.perf_counter()
         # (batch, channels, samples), the primer's frames cut off: the song starts after it
         audio = audio[..., heard.primer_samples:].float().cpu().numpy()
-        out = {s.name: fit_length(audio[i], num_samples) for i, s in enumerate(stems)}
+        rows = {s.name: fit_length(audio[i], num_samples) for i, s in enumerate(group)}
+        out = {s.name: rows[s.name] for s in stems}
         report = {
             "model": loaded.model_id, "revision": loaded.revision, "device": loaded.device,
             "precision": loaded.precision, "sample_rate": loaded.sample_rate,
-            "decoder_steps": sampling.max_new_tokens, "batch_size": len(stems),
-            "sampler": sampler, "sampler_reason": sampler_reason, **ran,
-            **_timing_report(load_start, start, end, progress),
+            "decoder_steps": steps, "batch_size": len(groups[0]),
+            "sampler": sampler, "sampler_reason": sampler_reason,
+            # which stems were sampled in one batch, in their rows' order: a stem's codes
+            # come from its own stream, its float rounding from its batch (docs/backends.md)
+            "groups": groups, "random_streams": streams,
+            "windows": [{"start_s": round(w.start / loaded.frame_rate, 6),
+                         "context_s": round(w.context / loaded.frame_rate, 6),
+                         "new_s": round(w.new / loaded.frame_rate, 6)} for w in windows],
+            **ran, **timing_report(load_start, start, end, progress),
             "threads": torch.get_num_threads(), "recipe": dict(loaded.prepared.recipe),
             **heard.report(),
         }

@@ -1,8 +1,9 @@
 """The sampling half of MusicGen's loop: what ``generate`` samples and forces, step by step.
 
 :class:`SamplingSettings` (guidance, temperature, top-k, top-p), :func:`process_logits` and
-:func:`draw` (transformers' logits processors and multinomial draw, in their order, on torch's
-global RNG), :class:`DelayPattern` (where each codebook's codes are forced or sampled, laid out by
+:func:`draw` (transformers' logits processors and multinomial draw, in their order: each stem from
+its own random stream, :func:`stem_streams`, or all from torch's global RNG as ``generate``
+draws them), :class:`DelayPattern` (where each codebook's codes are forced or sampled, laid out by
 transformers' own ``build_delay_pattern_mask``) and :func:`run_steps`, the loop over decoder
 steps that both the text loop (``decoding.sample_codes``) and the melody loop
 (``melody.sample_melody_codes``) run. Imported only when MusicGen generation runs.
@@ -17,7 +18,8 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["SamplingSettings", "process_logits", "draw", "DelayPattern", "run_steps"]
+__all__ = ["SamplingSettings", "process_logits", "stem_streams", "draw", "DelayPattern",
+           "run_steps"]
 
 
 @dataclass(frozen=True)
@@ -60,10 +62,31 @@ def process_logits(scores: torch.Tensor, settings: SamplingSettings) -> torch.Te
     return scores
 
 
-def draw(probs: torch.Tensor) -> torch.Tensor:
-    """One code per row of ``probs`` (rows, vocab), on torch's global RNG, as ``generate``
-    draws them."""
-    return torch.multinomial(probs, num_samples=1).squeeze(1)
+def stem_streams(seeds, device) -> list[torch.Generator]:
+    """One random stream per stem: a ``torch.Generator`` on ``device`` seeded with each of
+    ``seeds`` (``musicstems.stems.stem_seed``).
+
+    A generator seeded with s draws what torch's global RNG seeded with s draws, so a stem
+    sampled alone from its stream gets the codes ``generate`` samples for it, batch 1, under
+    ``torch.manual_seed(s)``; in a batch each stem still draws from its own stream only, so
+    its codes do not depend on the other stems' prompts, order or number of draws.
+    """
+    return [torch.Generator(device=device).manual_seed(int(seed)) for seed in seeds]
+
+
+def draw(probs: torch.Tensor, streams: list[torch.Generator] | None = None) -> torch.Tensor:
+    """One code per row of ``probs`` (rows, vocab).
+
+    ``streams`` None: all rows in one draw on torch's global RNG, as ``generate`` draws them.
+    Else one stream per stem, the rows split into as many equal blocks (a stem's codebooks,
+    rows i*K .. (i+1)*K - 1 after guidance), each block drawn from its own stream -- the same
+    draw ``generate`` makes for a batch of one.
+    """
+    if streams is None:
+        return torch.multinomial(probs, num_samples=1).squeeze(1)
+    blocks = probs.split(probs.shape[0] // len(streams), dim=0)
+    return torch.cat([torch.multinomial(block, num_samples=1, generator=stream)
+                      for block, stream in zip(blocks, streams)]).squeeze(1)
 
 
 class DelayPattern:
@@ -107,15 +130,18 @@ class DelayPattern:
 
 def run_steps(step, pattern: DelayPattern, settings: SamplingSettings, *,
               prefill: Callable[[torch.Tensor], torch.Tensor] | None = None,
-              on_step: Callable[[int], Any] | None = None) -> torch.Tensor:
+              on_step: Callable[[int], Any] | None = None,
+              streams: list[torch.Generator] | None = None) -> torch.Tensor:
     """Sample every code ``pattern`` leaves open, one decoder step at a time.
 
     ``prefill(seen)``, when given, runs the known positions (batch[*2], codebooks, known) in
     one pass and returns the last one's logits; else the first step is an ordinary ``step``
     call on the start token. Each step's logits go through ``generate``'s processing and
-    draw (:func:`process_logits`, :func:`draw`); forced codes stay forced. Returns
-    :meth:`DelayPattern.result`.
+    draw (:func:`process_logits`, :func:`draw`: from ``streams``, one per stem, or the global
+    RNG when None); forced codes stay forced. Returns :meth:`DelayPattern.result`.
     """
+    if streams is not None and len(streams) != pattern.batch:
+        raise ValueError(f"{len(streams)} random streams for {pattern.batch} stems")
     guided = settings.guided
     batch, num_codebooks, known = pattern.batch, pattern.num_codebooks, pattern.known
     codes = pattern.codes
@@ -126,7 +152,7 @@ def run_steps(step, pattern: DelayPattern, settings: SamplingSettings, *,
         else:
             last = codes[:, t].view(batch, num_codebooks)
             logits = step(last.repeat(2, 1) if guided else last)
-        sampled = draw(F.softmax(process_logits(logits, settings), dim=-1))
+        sampled = draw(F.softmax(process_logits(logits, settings), dim=-1), streams)
         forced = pattern.mask[:, t + 1]
         codes[:, t + 1] = torch.where(forced == -1, sampled, forced)
         if on_step is not None:
