@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +95,35 @@ def test_a_cached_model_never_asks_the_hub(tiny_model, monkeypatch):
     song = compose({"bass": "deep bass"}, duration_s=1, seed=1, model=tiny_model,
                    device="cpu", progress=False, align=False)
     assert song.stems["bass"].shape[-1] == song.sample_rate
+
+
+def test_a_pickled_checkpoint_is_refused_and_no_false_notice_is_printed(tiny_model, tmp_path):
+    import shutil
+
+    import torch
+    from transformers import MusicgenForConditionalGeneration
+
+    from musicstems import ModelLoadError
+    from musicstems.backends.musicgen import load_model, release_models
+
+    pickled = tmp_path / "pickled"
+    model = MusicgenForConditionalGeneration.from_pretrained(tiny_model)
+    # a pickled checkpoint, as older hub repos hold (transformers 5 writes safetensors only)
+    pickled.mkdir()
+    model.config.save_pretrained(pickled)
+    torch.save(model.state_dict(), pickled / "pytorch_model.bin")
+    for extra in Path(tiny_model).iterdir():
+        if extra.suffix != ".safetensors" and not (pickled / extra.name).exists():
+            shutil.copy(extra, pickled / extra.name)
+    assert not list(pickled.glob("*.safetensors")) and list(pickled.glob("*.bin"))
+    with pytest.raises(ModelLoadError, match="could not be loaded"):
+        load_model(str(pickled), device="cpu", precision="fp32")
+    release_models()
+    # transformers says each notice once per process: a fresh one shows whether it is printed
+    code = ("import sys; from musicstems.backends.musicgen import load_model; "
+            "load_model(sys.argv[1], device='cpu', precision='fp32', quiet=False)")
+    run = subprocess.run([sys.executable, "-c", code, tiny_model], capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "Loading weights" in run.stderr  # transformers' own output is there, not hidden
+    assert "within the vocabulary" not in run.stderr

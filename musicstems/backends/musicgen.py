@@ -20,6 +20,7 @@ from . import Generated, ProgressCallback, fit_length
 from .device import resolve_device, resolve_precision, torch_dtype
 from .heard import prepare_heard
 from .prepared import PreparedDecoder, prepare_decoder
+from .notices import drop_false_musicgen_notices
 from .progress import StepProgress
 
 __all__ = ["MusicGenBackend", "load_model", "release_models", "choose_sampler", "LoadedModel"]
@@ -114,6 +115,7 @@ def load_model(model_id: str, *, device: str = "auto", precision: str = "auto",
             from transformers import MusicgenMelodyForConditionalGeneration as model_class
         else:
             model_class = MusicgenForConditionalGeneration
+        drop_false_musicgen_notices()
         with _quiet_transformers(quiet):
             try:
                 # transformers' own dtype handling: weights are cast as they are read from the
@@ -123,7 +125,9 @@ def load_model(model_id: str, *, device: str = "auto", precision: str = "auto",
                 model = model_class.from_pretrained(
                     model_id, dtype=torch_dtype(precision), low_cpu_mem_usage=True,
                     device_map=None if device == "cpu" else device,
-                    local_files_only=local_only)
+                    # weights as safetensors only: a pickled checkpoint can run code on load
+                    # (and no trust_remote_code: MusicGen is transformers' own code)
+                    use_safetensors=True, local_files_only=local_only)
                 # a melody model's processor needs torchaudio for its chroma; musicstems makes
                 # the chroma itself (conditioning.chroma) and needs only the tokenizer
                 processor = (AutoTokenizer if melody else AutoProcessor).from_pretrained(
@@ -334,7 +338,10 @@ class MusicGenBackend:
                 "that fits one window.", arguments={"duration_s": settings.duration_s})
         runs = 1 if sampler == "musicstems" else len(group)
         steps = decoder_steps(windows, loaded.model.decoder.num_codebooks)
-        progress = StepProgress(runs * steps, show=settings.progress, callback=callback)
+        # the song's display (musicstems.progress) shows the steps it is called back with;
+        # a bar of its own only for a caller that listens to nothing
+        progress = StepProgress(runs * steps, show=settings.progress and callback is None,
+                                callback=callback)
         start = time.perf_counter()
         try:
             with _seeded(settings.seed, loaded.device):
