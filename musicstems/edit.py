@@ -105,8 +105,9 @@ def _record(manifest: dict, before: Mapping[str, Any], edit: dict) -> None:
 def regenerate(song, stem: str, *, prompt: str | None = None, seed: int | None = None,
                progress: bool = True, callback: Callable[[dict], None] | None = None):
     """``song`` with stem ``stem`` generated again; see ``Composition.regenerate``."""
-    from .pipeline import (Laps, align_stage, analyze_mix, generate_stems, level_stage,
+    from .pipeline import (align_stage, analyze_mix, generate_stems, level_stage,
                            misfits, mix_stage, stem_entry)
+    from .progress import Laps
     from .composition import Composition
     from .fit import measure_fit
     from .analysis import analyze
@@ -231,7 +232,8 @@ def remix(song, *, gain_db: Mapping[str, float] | None = None,
     from .analysis import analyze
     from .composition import Composition
     from .loudness import _check_lufs, db_to_gain
-    from .pipeline import Laps, analyze_mix, mix_stage
+    from .pipeline import analyze_mix, mix_stage
+    from .progress import Laps
 
     _editable(song)
     gains = _check_levels(song, gain_db, "gain_db", *GAIN_DB_RANGE,

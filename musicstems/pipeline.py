@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import platform
-import time
 from dataclasses import replace
 from datetime import datetime, timezone
 from importlib import metadata
@@ -25,7 +24,7 @@ from .export import SaveTarget
 from .loudness import master, normalize_loudness
 from .mix import mix_stems
 from .plan import make_plan
-from .progress import STAGES, SongProgress
+from .progress import STAGES, Laps, SongProgress
 from .spec import DEFAULT_MODEL, SETTINGS, SongSpec, Stem, build_prompts, validate_compose_args
 from .stems import stem_seed
 
@@ -253,36 +252,6 @@ def _render_stages(spec: SongSpec, timings: Laps) -> Composition:
     }
     return Composition(mix=mastered, stems=levelled, sample_rate=sample_rate,
                        prompts=dict(spec.prompts), seed=spec.seed, manifest=manifest, plan=plan)
-
-
-class Laps:
-    """Seconds per stage, as the manifest's ``timings_s`` records them, and the song's one
-    progress display (:class:`~musicstems.progress.SongProgress`) told where it is."""
-
-    def __init__(self, progress: SongProgress | None = None) -> None:
-        self.seconds: dict[str, float] = {}
-        self.progress = progress
-        self._clock = time.perf_counter()
-
-    def begin(self, stage: str) -> None:
-        if self.progress is not None:
-            self.progress.start(stage)
-
-    def step(self, event: dict) -> None:
-        """A backend's decoder-step event, for the display and the user's callback."""
-        if self.progress is not None:
-            self.progress.step(event)
-
-    def lap(self, stage: str) -> None:
-        now = time.perf_counter()
-        self.seconds[stage] = round(now - self._clock, 4)
-        self._clock = now
-        if self.progress is not None:
-            self.progress.end(stage)
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.close()
 
 
 # The name the song's grid stem goes by when an edit aligns new stems against it (it cannot

@@ -15,9 +15,10 @@ tqdm is imported only when a bar is shown.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
-__all__ = ["SongProgress", "STAGES", "progress_bar_class"]
+__all__ = ["SongProgress", "Laps", "STAGES", "progress_bar_class"]
 
 STAGES = ("plan", "generate", "align", "fit", "loudness", "mix", "analyze", "save")
 
@@ -130,3 +131,33 @@ class SongProgress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class Laps:
+    """Seconds per stage, as the manifest's ``timings_s`` records them, and the song's one
+    progress display (:class:`~musicstems.progress.SongProgress`) told where it is."""
+
+    def __init__(self, progress: SongProgress | None = None) -> None:
+        self.seconds: dict[str, float] = {}
+        self.progress = progress
+        self._clock = time.perf_counter()
+
+    def begin(self, stage: str) -> None:
+        if self.progress is not None:
+            self.progress.start(stage)
+
+    def step(self, event: dict) -> None:
+        """A backend's decoder-step event, for the display and the user's callback."""
+        if self.progress is not None:
+            self.progress.step(event)
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = round(now - self._clock, 4)
+        self._clock = now
+        if self.progress is not None:
+            self.progress.end(stage)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
