@@ -20,6 +20,10 @@ from typing import Any, Callable
 
 __all__ = ["SongProgress", "Laps", "STAGES", "progress_bar_class"]
 
+# The bar shows once a song has run this long: a refusal or a song made in an instant leaves
+# nothing on screen, anything longer (a model load, numba compiling) is never silent.
+BAR_DELAY_S = 0.5
+
 STAGES = ("plan", "generate", "align", "fit", "loudness", "mix", "analyze", "save")
 
 
@@ -74,7 +78,7 @@ class SongProgress:
         self.bar = None
         if show:
             self.bar = progress_bar_class()(total=self._total_units(), desc="musicstems",
-                                            unit="step", leave=False)
+                                            unit="step", leave=False, delay=BAR_DELAY_S)
 
     def _total_units(self) -> int:
         return sum(self._size(stage) for stage in self.stages)
@@ -89,9 +93,11 @@ class SongProgress:
     def _emit(self, stage: str, step: int, total: int | None) -> None:
         if self.bar is not None:
             self.bar.total = self._total_units()
-            self.bar.n = self.done_units
             self.bar.set_description(f"musicstems: {stage}", refresh=False)
-            self.bar.refresh()
+            if self.done_units > self.bar.n:
+                self.bar.update(self.done_units - self.bar.n)  # shown once past its delay
+            elif time.time() >= self.bar.start_t + self.bar.delay:
+                self.bar.refresh()  # a new stage's name, while its work runs
         if self.callback is not None:
             # an estimate until generate says its steps; kept from going back when it does
             fraction = max(min(self.done_units / self._total_units(), 1.0), self.fraction)

@@ -86,10 +86,12 @@ def retry_seed(seed: int, attempt: int = 1) -> int:
 class CheckedBackend:
     """A backend whose every stem is checked (:func:`stem_problem`) before anyone sees it.
 
-    A bad stem is generated once more, alone, on :func:`retry_seed` of its own seed and the
-    same plan; the report's ``retry`` says, per stem, what was wrong and the seed that
+    A bad stem of a sampling backend (``backend.samples``, True unless it says otherwise) is
+    generated once more, alone, on :func:`retry_seed` of its own seed and the same plan; the report's ``retry`` says, per stem, what was wrong and the seed that
     replaced it (None: nothing was). A stem bad twice stops the song with
-    :class:`BadStemError`. The retry is a pure function of the inputs, so the same song made
+    :class:`BadStemError`. A backend that renders the plan without chance (the sketch:
+    ``samples = False``) is silent where its plan rests, which is no fault; NaN/inf from it
+    stops the song at once. The retry is a pure function of the inputs, so the same song made
     again retries the same way and gives the same audio. The stem cache stores checked stems
     only (it wraps this).
     """
@@ -103,10 +105,18 @@ class CheckedBackend:
 
         generated = self.backend.generate(stems, plan, settings, callback=callback)
         retry = dict.fromkeys((s.name for s in stems), None)
+        sampled = getattr(self.backend, "samples", True)
         for stem in stems:
             problem = stem_problem(generated.stems[stem.name])
-            if problem is None:
+            if problem is None or (not sampled and not problem.startswith("non-finite")):
+                # a backend that renders the plan (sketch) is silent where the plan rests
+                # and a retake would be the same audio: only NaN/inf is wrong there
                 continue
+            if not sampled:
+                raise BadStemError(
+                    f"stem {stem.name!r} came out {problem} from the {self.name} backend, "
+                    "which renders the plan without chance, so a retake cannot help; please "
+                    "report it with the manifest's settings.", arguments={"stems": stem.name})
             first_seed = stem_seed(settings.seed, stem)
             seed = retry_seed(first_seed)
             again = self.backend.generate((replace(stem, seed=seed),), plan, settings)

@@ -114,7 +114,8 @@ def test_progress_false_prints_nothing(tiny_model, capfd):
     assert out == "" and err == ""
 
 
-def test_progress_bar_and_callback(tiny_model, capfd):
+def test_progress_bar_and_callback(tiny_model, capfd, monkeypatch):
+    monkeypatch.setattr("musicstems.progress.BAR_DELAY_S", 0)  # a short song shows it too
     events = []
     compose({"a": "bass"}, duration_s=0.5, seed=1, model=tiny_model, align=False,
             progress=True, callback=events.append)

@@ -40,7 +40,8 @@ def test_a_bar_over_every_stage_ends_full(monkeypatch):
     out = io.StringIO()
     bar_class = progress_bar_class()
     monkeypatch.setattr("musicstems.progress.progress_bar_class",
-                        lambda: lambda **kw: bar_class(file=out, mininterval=0, **kw))
+                        lambda: lambda **kw: bar_class(file=out, mininterval=0,
+                                                       **{**kw, "delay": 0}))
     progress = SongProgress(show=True)
     bar = progress.bar
     run_song(progress, 20)

@@ -141,3 +141,11 @@ def test_a_stem_bad_twice_stops_the_song_before_anything_is_saved(tiny_model, tm
                 save=tmp_path / "song")
     assert not (tmp_path / "song").exists()
     release_models()
+
+
+def test_a_sketch_stem_silent_where_its_plan_rests_is_no_fault():
+    # 2 ms at 20 bpm: no drum hit falls inside, the plan's silence rendered as it is
+    song = compose({"drums": "techno drums"}, bpm=20, duration_s=0.002, seed=1,
+                   backend="sketch", progress=False, cache=False, align=False)
+    assert stem_problem(song.stems["drums"]).startswith("silent")
+    assert song.manifest["stems"]["drums"]["retry"] is None

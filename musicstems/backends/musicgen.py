@@ -268,6 +268,7 @@ class MusicGenBackend:
     stream, window by window past the model's window -- decoded in one batched codec call."""
 
     name = "musicgen"
+    samples = True  # draws codes at random: a bad take is worth one retake on another seed
 
     def generate(self, stems, plan, settings, *, callback: ProgressCallback | None = None
                  ) -> Generated:

@@ -27,6 +27,7 @@ class SketchBackend:
     """Render each stem's part of the plan to stereo float32 audio at :data:`SAMPLE_RATE`."""
 
     name = "sketch"
+    samples = False  # renders the plan: the same inputs give the same audio, no chance in it
 
     def generate(self, stems, plan, settings, *, callback: ProgressCallback | None = None
                  ) -> Generated:
