@@ -157,6 +157,18 @@ def test_compose_accepted_values_give_finite_audio(bpm, key, style, gain_db, pan
 
 # -- the stage functions ---------------------------------------------------------------------
 
+def reports_or_refuses(call) -> None:
+    """``call()`` returns a JSON-able report without NaN or inf, or refuses with a message."""
+    try:
+        report = call()
+    except MusicStemsError as error:
+        assert str(error)
+        event("refused")
+        return
+    event("measured")
+    json.dumps(report, allow_nan=False)
+
+
 def returns_finite_or_refuses(call) -> None:
     try:
         out, report = call()
@@ -202,14 +214,7 @@ def test_mix_stems_fuzz(stems, rate, pans):
        measured=st.one_of(st.none(), JUNK, st.fixed_dictionaries(
            {"integrated_lufs": st.one_of(st.none(), NUMBERS, JUNK)})))
 def test_analyze_fuzz(audio, rate, measured):
-    try:
-        report = analyze(audio, rate, measured=measured)
-    except MusicStemsError as error:
-        assert str(error)
-        event("refused")
-        return
-    event("measured")
-    json.dumps(report, allow_nan=False)
+    reports_or_refuses(lambda: analyze(audio, rate, measured=measured))
 
 
 # -- Composition.load ------------------------------------------------------------------------
@@ -346,12 +351,6 @@ def test_align_stems_fuzz(stems, rate, bpm, key, reference, length, chords, bar_
 def test_measure_fit_fuzz(small_song, stems, rate, plan):
     from musicstems.fit import measure_fit
 
-    try:
-        report = measure_fit(stems, rate, small_song.plan if plan == "song" else plan,
-                             warn=False)
-    except MusicStemsError as error:
-        assert str(error)
-        event("refused")
-        return
-    event("measured")
-    json.dumps(report, allow_nan=False)
+    reports_or_refuses(lambda: measure_fit(stems, rate,
+                                           small_song.plan if plan == "song" else plan,
+                                           warn=False))
