@@ -354,3 +354,41 @@ def test_measure_fit_fuzz(small_song, stems, rate, plan):
     reports_or_refuses(lambda: measure_fit(stems, rate,
                                            small_song.plan if plan == "song" else plan,
                                            warn=False))
+
+
+# -- song files ------------------------------------------------------------------------------
+
+TOML_VALUES = st.one_of(
+    st.sampled_from(['"techno drums"', "128", "-1e400", "nan", "inf", "true", "[1, 2]",
+                     '{a = 1}', '"\\u0000"', "1979-05-27", '""', "{prompt = 5}",
+                     '{prompt = "acid bass", gain_db = "loud"}', '{prompt = "x", seed = -1}',
+                     '{prompt = "x", melody = "../../no-such.wav"}']),
+    st.integers(-10**20, 10**20).map(str))
+TOML_KEYS = st.sampled_from(["bpm", "bmp", "key", "duration_s", "seed", "backend", "model",
+                             "top_k", "cache_dir", "progress", "stems", "name", "é", "1"])
+
+
+@FUZZ
+@given(top=st.dictionaries(TOML_KEYS, TOML_VALUES, max_size=4),
+       stems=st.one_of(st.none(), st.dictionaries(st.sampled_from(["drums", "bass", "../x",
+                                                                   "con", "A b"]),
+                                                  TOML_VALUES, max_size=3)),
+       garbage=st.one_of(st.just(""), st.text(max_size=30)))
+def test_song_file_fuzz(stop_at_work, tmp_path_factory, top, stems, garbage):
+    from musicstems.songfile import compose_file
+
+    folder = tmp_path_factory.mktemp("songfile")
+    lines = [f"{key} = {value}" for key, value in top.items() if key != "stems"]
+    if stems is not None:
+        lines.append("[stems]")
+        lines += [f'"{name}" = {value}' for name, value in stems.items()]
+    path = folder / "song.toml"
+    path.write_text("\n".join(lines) + "\n" + garbage, encoding="utf-8")
+    try:
+        compose_file(path, save=folder / "out")
+    except Generated:
+        event("passed the door")
+    except MusicStemsError as error:
+        assert "song.toml" in str(error), str(error)  # every refusal names the file
+        event("refused")
+    assert sorted(p.name for p in folder.iterdir()) == ["song.toml"]  # nothing written
