@@ -134,10 +134,8 @@ def regenerate(song, stem: str, *, prompt: str | None = None, seed: int | None =
         plan = redraw_part(plan, spec, name)
     laps.lap("plan")
 
-    # The one stem is generated on its own seed: a backend that seeds the whole batch with the
-    # song's seed would otherwise give every new seed the same stem (the seed of a stem whose
-    # seed is given, as this one's is, does not depend on the song's).
-    generated = generate_stems((new,), plan, replace(spec, seed=seed), callback=callback)
+    # `new` carries its seed (Stem.seed), so it draws from its own stream whatever the song's
+    generated = generate_stems((new,), plan, spec, callback=callback)
     sample_rate = generated.sample_rate
     if sample_rate != song.sample_rate:
         raise MusicStemsError(f"the backend made {name!r} at {sample_rate} Hz but the song is at "
