@@ -9,7 +9,6 @@ derived from its own (:func:`retry_seed`, recorded in the manifest) and refuses 
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from dataclasses import replace
 
@@ -78,9 +77,9 @@ def _clipped_share(audio: np.ndarray) -> float:
 
 def retry_seed(seed: int, attempt: int = 1) -> int:
     """The seed of a stem's ``attempt``-th retry, derived from its own seed (32 bits)."""
-    digest = hashlib.blake2b(f"{int(seed)}/retry/{int(attempt)}".encode(),
-                             digest_size=4).digest()
-    return int.from_bytes(digest, "little")
+    from .stems import derive_seed
+
+    return derive_seed(int(seed), "retry", int(attempt))
 
 
 class CheckedBackend:

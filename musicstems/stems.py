@@ -12,7 +12,7 @@ from .checks import GAIN_DB_RANGE, check_finite
 from .errors import MusicStemsError
 from .keys import Key
 
-__all__ = ["Stem", "parse_stems", "build_prompt", "stem_seed"]
+__all__ = ["Stem", "parse_stems", "build_prompt", "stem_seed", "derive_seed"]
 
 # Names that are not portable file names (Windows reserves these whatever the extension).
 _RESERVED_NAMES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
@@ -56,9 +56,14 @@ def stem_seed(song_seed: int, stem: "Stem | str") -> int:
     depend on the other stems, their order or their number."""
     if isinstance(stem, Stem) and stem.seed is not None:
         return int(stem.seed)
-    name = stem.name if isinstance(stem, Stem) else str(stem)
-    digest = hashlib.blake2b(f"{int(song_seed)}/{name}".encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "little")
+    return derive_seed(int(song_seed), stem.name if isinstance(stem, Stem) else str(stem))
+
+
+def derive_seed(*labels: Any) -> int:
+    """A 32-bit seed that depends on ``labels`` alone (BLAKE2b of them joined by ``/``): the
+    same labels give the same seed on every machine and Python, unlike ``hash()``."""
+    text = "/".join(str(label) for label in labels)
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "little")
 
 
 def _check_stem_seed(name: str, seed: Any) -> int | None:
