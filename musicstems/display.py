@@ -74,7 +74,7 @@ def _info(analysis: dict, fit: dict | None, muted: bool) -> str:
 def song_html(song) -> str:
     """The song as a table: the mix and every stem, each with its player, loudness and fit."""
     report, fit = song.report, song.fit
-    muted = set(getattr(song, "muted", ()) or ())
+    muted = set(song.muted)
     rows = [("mix", song.mix, _info(report.get("mix", {}), None, False))]
     rows += [(name, audio, _info(report.get(name, {}), fit.get(name), name in muted))
              for name, audio in song.stems.items()]

@@ -127,12 +127,13 @@ def _requests(songs: Iterable[Any], settings: Mapping[str, Any]) -> list[tuple[s
 
 def finished(folder: Path, fingerprint: str) -> bool:
     """Whether ``folder`` holds a complete song asked for with ``fingerprint``."""
+    from .export import load_manifest
+
     try:
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        manifest = load_manifest(folder)
+    except MusicStemsError:  # none, or not one musicstems wrote: compose the song again
         return False
-    if not isinstance(manifest, dict) or \
-            (manifest.get("batch") or {}).get("spec_sha256") != fingerprint:
+    if (manifest.get("batch") or {}).get("spec_sha256") != fingerprint:
         return False
     files = manifest.get("files") or {}
     listed = [files.get("mix"), *(files.get("stems") or {}).values()]

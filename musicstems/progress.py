@@ -73,7 +73,6 @@ class SongProgress:
         self.stages = tuple(stages)
         self.steps = 0  # decoder steps, once the generate stage says how many
         self.done_units = 0
-        self.current: str | None = None
         self.fraction = 0.0
         self.bar = None
         if show:
@@ -112,7 +111,6 @@ class SongProgress:
     def start(self, stage: str, total: int | None = None) -> None:
         """A stage begins (``total``: its steps, when known)."""
         self._check(stage)
-        self.current = stage
         self.done_units = max(self.done_units, self._offset(stage))
         self._emit(stage, 0, total)
 
