@@ -27,7 +27,12 @@ from typing import Any, Iterable, Mapping
 
 from .errors import MusicStemsError
 
-__all__ = ["compose_many", "BatchSummary", "spec_fingerprint"]
+__all__ = ["compose_many", "BatchSummary", "spec_fingerprint", "chunk_songs", "DEFAULT_MAX_BATCH_STEMS"]
+
+#: Stems per chunk of songs sampled together (``compose_many``'s ``max_batch_stems``): 4
+#: two-stem songs, or 2 four-stem songs, per loop; past it a batch's step grows about as fast
+#: as its rows on a CPU (benchmarks/RESULTS.md, ``bench_many``).
+DEFAULT_MAX_BATCH_STEMS = 8
 
 _SONG_NAME_FIX = "use 1-64 letters, digits, '-' or '_', e.g. 'song_001'"
 
@@ -156,10 +161,93 @@ def _compose_one(name: str, spec, out_dir: str, fmt: str, fingerprint: str) -> s
 
     from .pipeline import render
 
-    song = render(replace(spec, progress=False))
+    _save(render(replace(spec, progress=False)), name, out_dir, fmt, fingerprint)
+    return name
+
+
+def _save(song, name: str, out_dir: str, fmt: str, fingerprint: str) -> None:
     song.manifest["batch"] = {"name": name, "spec_sha256": fingerprint}
     song.save(Path(out_dir) / name, format=fmt, overwrite=True)
-    return name
+
+
+def _render_together(specs: list, max_batch: int) -> list:
+    """Several songs, their stems generated in shared sampling loops of at most ``max_batch``
+    stems (``backends.batches``), every other stage song by song as ``render`` runs it."""
+    from dataclasses import replace
+
+    from .backends.batches import Request
+    from .pipeline import finish_stages, generate_many_stems, plan_stage
+    from .progress import STAGES, Laps, SongProgress
+
+    stages = tuple(s for s in STAGES if s != "save")
+    laps = [Laps(SongProgress(show=False, callback=None, stages=stages)) for _ in specs]
+    planned = [plan_stage(replace(spec, progress=False), lap) for spec, lap in zip(specs, laps)]
+    for lap in laps:
+        lap.begin("generate")
+    made = generate_many_stems([Request(spec.stems, plan, spec) for spec, plan in planned],
+                               max_batch=max_batch)
+    for lap in laps:
+        lap.lap("generate")
+    songs = [finish_stages(spec, plan, generated, lap)
+             for (spec, plan), generated, lap in zip(planned, made, laps)]
+    for lap in laps:
+        lap.close()
+    return songs
+
+
+def _compose_chunk(chunk: list, out_dir: str, fmt: str, max_batch: int) -> list:
+    """Compose and save a chunk of songs (runs in a worker): their stems sampled together
+    when there are several, each song alone if that fails, so one bad song fails alone.
+    Songs a first try of the chunk finished are not made again. Returns (name, None) per
+    song done and (name, reason) per song that failed."""
+    _own_numba_cache()
+    todo = [(n, spec, f) for n, spec, f in chunk if not finished(Path(out_dir) / n, f)]
+    if len(todo) > 1:
+        try:
+            songs = _render_together([spec for _, spec, _ in todo], max_batch)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception:  # noqa: BLE001 - each song alone below, its own error recorded
+            songs = None
+        if songs is not None:
+            for (name, _, fingerprint), song in zip(todo, songs):
+                _save(song, name, out_dir, fmt, fingerprint)
+            return [(name, None) for name, _, _ in chunk]
+    done = {name: None for name, _, _ in chunk}
+    for name, spec, fingerprint in todo:
+        try:
+            _compose_one(name, spec, out_dir, fmt, fingerprint)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as error:  # recorded; the other songs go on
+            done[name] = _one_line(error)
+    return list(done.items())
+
+
+def chunk_songs(todo: list, max_batch_stems: int) -> list[list]:
+    """The songs to compose, in chunks whose stems are sampled together: consecutive MusicGen
+    songs that can share a sampling loop (``backends.batches.loop_signature``), at most
+    ``max_batch_stems`` stems in all (a larger song is a chunk of its own); every other song
+    alone. The same songs give the same chunks wherever they run, so the same batches."""
+    from .backends.batches import loop_signature
+
+    chunks: list[list] = []
+    open_chunks: dict[tuple, list] = {}
+    for item in todo:
+        spec = item[1]
+        if spec.backend != "musicgen":
+            chunks.append([item])
+            continue
+        signature = loop_signature(spec)
+        chunk = open_chunks.get(signature)
+        stems = len(spec.stems)
+        if chunk is not None and sum(len(i[1].stems) for i in chunk) + stems <= max_batch_stems:
+            chunk.append(item)
+            continue
+        chunk = [item]
+        chunks.append(chunk)
+        open_chunks[signature] = chunk
+    return chunks
 
 
 def _one_line(error: BaseException) -> str:
@@ -169,7 +257,9 @@ def _one_line(error: BaseException) -> str:
 
 def compose_many(songs: Iterable[Any], out_dir: str | os.PathLike, *, client: Any = None,
                  executor: Executor | None = None, format: str = "wav",
-                 progress: bool = True, retries: int = 1, **settings: Any) -> BatchSummary:
+                 progress: bool = True, retries: int = 1,
+                 max_batch_stems: int = DEFAULT_MAX_BATCH_STEMS,
+                 **settings: Any) -> BatchSummary:
     """Compose and save many songs: here, on an executor's workers, or on a Dask cluster.
 
     Parameters
@@ -192,6 +282,12 @@ def compose_many(songs: Iterable[Any], out_dir: str | os.PathLike, *, client: An
         A bar over the songs.
     retries : int >= 0
         Dask only: how many times a song whose worker died is tried again.
+    max_batch_stems : int >= 1
+        MusicGen songs with the same model and sampling settings (``chunk_songs``) are
+        composed in chunks of at most this many stems, their stems sampled in one loop: a
+        batch reads the weights once for all its rows. The chunks depend only on the songs
+        and their order, so the audio is the same here and on any cluster. 1: every song on
+        its own, as ``compose`` makes it.
     **settings
         Defaults for every song (a song's own keys win), e.g. ``backend="sketch"``.
 
@@ -205,6 +301,7 @@ def compose_many(songs: Iterable[Any], out_dir: str | os.PathLike, *, client: An
 
     fmt = _check_format(format)
     retries = check_whole(retries, "retries", low=0, high=100)
+    max_batch_stems = check_whole(max_batch_stems, "max_batch_stems", low=1, high=4096)
     if client is not None and executor is not None:
         raise MusicStemsError("pass client= or executor=, not both.",
                               arguments={"client": client})
@@ -230,13 +327,15 @@ def compose_many(songs: Iterable[Any], out_dir: str | os.PathLike, *, client: An
     out.mkdir(parents=True, exist_ok=True)
     bar = _bar(len(todo), progress)
     try:
-        for name, error in _run(todo, str(out), fmt, client, executor, retries):
-            if error is None:
-                summary.done.append(name)
-            else:
-                summary.failed[name] = error
+        for results in _run(chunk_songs(todo, max_batch_stems), str(out), fmt, client,
+                            executor, retries, max_batch_stems):
+            for name, error in results:
+                if error is None:
+                    summary.done.append(name)
+                else:
+                    summary.failed[name] = error
             if bar is not None:
-                bar.update(1)
+                bar.update(len(results))
     finally:
         if bar is not None:
             bar.close()
@@ -251,41 +350,32 @@ def _bar(total: int, show: bool):
     return progress_bar_class()(total=total, desc="musicstems: songs", unit="song")
 
 
-def _run(todo, out: str, fmt: str, client, executor, retries: int):
-    """Yield (name, None) for each song done and (name, reason) for each that failed, as they
-    finish."""
+def _run(chunks, out: str, fmt: str, client, executor, retries: int, max_batch: int):
+    """Yield each chunk's results, [(name, None or reason), ...], as chunks finish."""
     if client is None and executor is None:
-        for name, spec, fingerprint in todo:
-            try:
-                yield _compose_one(name, spec, out, fmt, fingerprint), None
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except Exception as error:  # recorded; the other songs go on
-                yield name, _one_line(error)
+        for chunk in chunks:
+            yield _compose_chunk(chunk, out, fmt, max_batch)
         return
     if client is not None:
         from distributed import as_completed
 
-        futures = {client.submit(_compose_one, name, spec, out, fmt, fingerprint,
-                                 key=f"musicstems-{name}-{fingerprint[:12]}",
-                                 retries=retries, pure=False): name
-                   for name, spec, fingerprint in todo}
-        finished_futures = as_completed(futures)
+        futures = {client.submit(_compose_chunk, chunk, out, fmt, max_batch,
+                                 key=f"musicstems-{chunk[0][0]}-{chunk[0][2][:12]}",
+                                 retries=retries, pure=False): chunk
+                   for chunk in chunks}
     else:
         from concurrent.futures import as_completed
 
-        futures = {executor.submit(_compose_one, name, spec, out, fmt, fingerprint): name
-                   for name, spec, fingerprint in todo}
-        finished_futures = as_completed(futures)
-    for future in finished_futures:
-        name = futures[future]
+        futures = {executor.submit(_compose_chunk, chunk, out, fmt, max_batch): chunk
+                   for chunk in chunks}
+    for future in as_completed(futures):
+        chunk = futures[future]
         try:
-            future.result()
-            yield name, None
+            yield future.result()
         except (KeyboardInterrupt, SystemExit):
             raise
-        except Exception as error:
-            yield name, _one_line(error)
+        except Exception as error:  # the worker died, retries used up: the chunk failed
+            yield [(name, _one_line(error)) for name, _, _ in chunk]
 
 
 def _check_dask_client(client: Any) -> None:

@@ -20,6 +20,7 @@ from .checks import guard_callback
 from .fit import measure_fit
 from .backends import get_backend
 from .composition import Composition
+from .errors import MusicStemsError
 from .export import SaveTarget
 from .loudness import master, normalize_loudness
 from .mix import mix_stems
@@ -28,7 +29,8 @@ from .progress import STAGES, Laps, SongProgress
 from .spec import DEFAULT_MODEL, SETTINGS, SongSpec, Stem, build_prompts, validate_compose_args
 from .stems import stem_seed
 
-__all__ = ["compose", "render", "generate_stems", "align_stage", "level_stage", "mix_stage"]
+__all__ = ["compose", "render", "generate_stems", "generate_many_stems", "plan_stage",
+           "finish_stages", "align_stage", "level_stage", "mix_stage"]
 
 _VERSIONED = ("numpy", "scipy", "librosa", "pyloudnorm", "pydub", "soundfile", "torch",
               "transformers", "accelerate")
@@ -57,6 +59,8 @@ def compose(
     progress: bool = True,
     primer: str | None = "plan",
     harmony: str | None = "auto",
+    max_batch: int | None = None,
+    memory_budget_gb: float | None = None,
     cache: bool | None = None,
     cache_dir: str | None = None,
     callback: Callable[[dict], None] | None = None,
@@ -117,6 +121,18 @@ def compose(
         stem follows the chroma of its planned part (or of its ``Stem(melody=...)`` file);
         drums never. ``None``: off. ``"auto"``: ``"plan"`` with a melody model, off without
         one; ``"plan"`` without one is an error.
+    max_batch : int >= 1, optional
+        At most this many stems are sampled in one batch (musicgen backend); None: all of
+        them, as far as the memory budget allows. A batch reads the weights once for all its
+        stems, so fewer batches are faster; each stem draws from its own random stream
+        whatever its batch, and the manifest records the batches (``backend.groups``).
+    memory_budget_gb : float > 0, optional
+        Memory, in GB, a batch may plan to use (musicgen backend). Before sampling, each
+        batch's need is estimated from the model's config (its KV cache is most of it) and a
+        batch above the budget is split in halves until it fits; a batch that runs out of
+        memory anyway is split and run again (``backend.memory.splits``). None: 80 % of the
+        memory available when generation starts, on a CPU; on a GPU only the out-of-memory
+        error splits.
     cache : bool, optional
         ``True``: take stems already generated with the very same inputs from the stem cache,
         and store the ones generated, so a song made again with one stem changed generates
@@ -190,17 +206,28 @@ def render(spec: SongSpec, *, callback: Callable[[dict], None] | None = None,
 
 def _render_stages(spec: SongSpec, timings: Laps) -> Composition:
     """Every stage of :func:`render` but the save, each reported to ``timings``."""
+    spec, plan = plan_stage(spec, timings)
+    timings.begin("generate")
+    generated = generate_stems(spec.stems, plan, spec, callback=timings.step)
+    timings.lap("generate")
+    return finish_stages(spec, plan, generated, timings)
+
+
+def plan_stage(spec: SongSpec, timings: Laps):
+    """The plan stage: the song's plan, and ``spec`` with the prompts built from it."""
     timings.begin("plan")
     plan = make_plan(spec)
     # Every stem hears the plan's tempo and key, chosen once for the song, even where the
     # user left them open: separately generated stems then aim at the same grid and key.
     spec = replace(spec, prompts=build_prompts(spec, bpm=plan.bpm, key=plan.key))
     timings.lap("plan")
-    timings.begin("generate")
-    generated = generate_stems(spec.stems, plan, spec, callback=timings.step)
-    sample_rate = generated.sample_rate
-    timings.lap("generate")
+    return spec, plan
 
+
+def finish_stages(spec: SongSpec, plan, generated, timings: Laps) -> Composition:
+    """Every stage after generation (align, fit, loudness, mix, analyze) on ``generated``,
+    each reported to ``timings``: the song as a :class:`Composition`."""
+    sample_rate = generated.sample_rate
     timings.begin("align")
     raw, alignment_report = align_stage(generated.stems, sample_rate, plan, spec)
     timings.lap("align")
@@ -380,6 +407,21 @@ def generate_stems(stems: Sequence[Stem], plan, spec: SongSpec, *,
     # checked inside the cache: a NaN, silent or clipped stem is retried before it is stored
     return generate_with_cache(CheckedBackend(get_backend(spec.backend)), tuple(stems), plan,
                                spec, callback=callback)
+
+
+def generate_many_stems(requests, *, max_batch: int | None = None) -> list:
+    """The generate stage for several songs (``backends.batches.Request``, prompts built):
+    their stems through the cache and the checks as :func:`generate_stems`, the ones to
+    generate sampled together, at most ``max_batch`` stems per batch across the songs."""
+    from .cache.stage import generate_many_with_cache
+    from .quality import CheckedBackend
+
+    backends = {r.settings.backend for r in requests}
+    if len(backends) > 1:  # compose_many groups its songs by backend first
+        raise MusicStemsError(f"songs of backends {sorted(backends)} cannot be generated in "
+                              "one call; generate each backend's songs on their own.")
+    return generate_many_with_cache(CheckedBackend(get_backend(backends.pop())), requests,
+                                    max_batch=max_batch)
 
 
 def _version(name: str) -> str | None:

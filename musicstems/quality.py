@@ -100,9 +100,23 @@ class CheckedBackend:
         self.name = backend.name
 
     def generate(self, stems, plan, settings, *, callback=None):
+        generated = self.backend.generate(stems, plan, settings, callback=callback)
+        return self._checked(generated, stems, plan, settings)
+
+    def generate_many(self, requests, *, max_batch=None, callback=None):
+        """Several songs' stems (``backends.batches.Request``) from the backend in one call
+        (``cache.stage.generate_requests``), every stem checked as :meth:`generate` checks
+        it."""
+        from .cache.stage import generate_requests
+
+        made = generate_requests(self.backend, requests, max_batch=max_batch,
+                                 callback=callback)
+        return [self._checked(generated, r.stems, r.plan, r.settings)
+                for generated, r in zip(made, requests)]
+
+    def _checked(self, generated, stems, plan, settings):
         from .stems import stem_seed
 
-        generated = self.backend.generate(stems, plan, settings, callback=callback)
         retry = dict.fromkeys((s.name for s in stems), None)
         sampled = getattr(self.backend, "samples", True)
         for stem in stems:

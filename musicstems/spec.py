@@ -244,6 +244,18 @@ SETTINGS: tuple[Setting, ...] = (
             optional=True, choices=("auto", "plan", "none"), check=_check_off,
             fix="'plan' needs a melody model; 'auto' is 'plan' with one and off without.",
             flag="--harmony"),
+    # how many stems share a sampling loop: a batch's float rounding is the stems' own
+    # (docs/backends.md), so it is part of what the song is
+    Setting("max_batch", int, None, "at most this many stems sampled in one batch "
+            "(default: all, as the memory budget allows)", optional=True, low=1,
+            fix="1 samples every stem alone; None puts all of a song's stems in one batch.",
+            flag="--max-batch"),
+    # where the memory comes from, not what the song is: the batches it gave are recorded
+    Setting("memory_budget_gb", float, None, "memory a batch may plan to use, in GB "
+            "(default: 80 percent of what is available when generation starts, on a CPU)",
+            optional=True, low=0.0, low_open=True, high=1e6,
+            fix="It is in GB (10**9 bytes), e.g. 8; None plans against the memory available.",
+            flag="--memory-budget", in_manifest=False),
     # where stems come from, not what they are: kept out of the manifest's settings (each
     # stem's entry says whether it came from the cache)
     Setting("cache", bool, None, "neither read nor write the stem cache (default: on, unless "
@@ -302,7 +314,9 @@ class SongSpec:
     progress: bool
     primer: str | None
     harmony: str | None
-    # defaults, so a SongSpec made field by field before the cache existed still builds
+    # defaults, so a SongSpec made field by field before these settings existed still builds
+    max_batch: int | None = None
+    memory_budget_gb: float | None = None
     cache: bool | None = None
     cache_dir: str | None = None
     prompts: Mapping[str, str] = field(default_factory=dict)

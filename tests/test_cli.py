@@ -54,8 +54,8 @@ def test_every_option_reaches_its_setting():
               "backend": "sketch", "model": "org/name", "device": "cpu", "precision": "fp32",
               "guidance_scale": 2.0, "temperature": 0.7, "top_k": 40, "top_p": 0.5,
               "stem_lufs": -22.0, "target_lufs": -16.0, "ceiling_dbfs": -2.0, "align": False,
-              "progress": False, "primer": "none", "harmony": "plan",
-              "cache": False, "cache_dir": "x/cache"}
+              "progress": False, "primer": "none", "harmony": "plan", "max_batch": 2,
+              "memory_budget_gb": 6.5, "cache": False, "cache_dir": "x/cache"}
     argv = ["compose", "--stem", "a=b", "--out", "x"]
     for setting in SETTINGS:
         if setting.flag is None:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-__all__ = ["Heard", "prepare_heard"]
+__all__ = ["Heard", "prepare_heard", "join_heard"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,18 @@ class Heard:
         return replace(self, values=one(self.values), features=one(self.features),
                        chromas=one(self.chromas))
 
+    def take(self, indices) -> "Heard":
+        """The conditioning of the batch's stems ``indices`` (in that order), one batch."""
+        indices = list(indices)
+
+        def rows(value):
+            if value is None:
+                return None
+            return [value[i] for i in indices] if isinstance(value, list) else value[indices]
+
+        return replace(self, values=rows(self.values), features=rows(self.features),
+                       chromas=rows(self.chromas))
+
     def generate_kwargs(self, model) -> dict:
         """The same, as ``generate``'s arguments. A melody model's ``generate`` takes no
         ``input_values``: its primer goes in as the codes ``input_values`` would give."""
@@ -78,6 +90,28 @@ class Heard:
         if out:
             out["conditioning_render_s"] = round(self.render_s, 3)
         return out
+
+
+def join_heard(heards) -> Heard:
+    """Several batches' conditioning as one batch, their stems in order (songs sampled
+    together: ``batches.py``). They must share the primer's length; the reports stay with
+    each batch's own :class:`Heard`."""
+    import torch
+
+    heards = list(heards)
+    if len({h.primer_samples for h in heards}) > 1:
+        raise ValueError("batches with primers of different lengths cannot be joined")
+
+    def joined(name):
+        parts = [getattr(h, name) for h in heards]
+        if all(p is None for p in parts):
+            return None
+        if any(p is None for p in parts):
+            raise ValueError(f"some batches have {name} and some do not")
+        return [x for p in parts for x in p] if name == "chromas" else torch.cat(parts)
+
+    return Heard(heards[0].primer_samples, joined("values"), joined("features"),
+                 render_s=sum(h.render_s for h in heards), chromas=joined("chromas"))
 
 
 def prepare_heard(stems, plan, settings, model, sample_rate: int, num_samples: int) -> Heard:

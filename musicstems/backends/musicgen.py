@@ -15,13 +15,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ModelLoadError, MusicStemsError
-from . import Generated, ProgressCallback, fit_length
+from ..errors import ModelLoadError
+from . import Generated, ProgressCallback
 from .device import resolve_device, resolve_precision, torch_dtype
-from .heard import prepare_heard
 from .prepared import PreparedDecoder, prepare_decoder
 from .notices import drop_false_musicgen_notices
-from .progress import StepProgress
 
 __all__ = ["MusicGenBackend", "load_model", "release_models", "choose_sampler", "LoadedModel"]
 
@@ -264,15 +262,17 @@ def _seeded(seed: int, device: str):
 
 
 class MusicGenBackend:
-    """All stems of a song in one batched sampling loop -- each stem from its own random
-    stream, window by window past the model's window -- decoded in one batched codec call."""
+    """All stems of a song in batched sampling loops -- each stem from its own random
+    stream, window by window past the model's window -- decoded in one batched codec call
+    per batch (``batches.py``); several songs' stems in one loop with :meth:`generate_many`."""
 
     name = "musicgen"
     samples = True  # draws codes at random: a bad take is worth one retake on another seed
 
     def generate(self, stems, plan, settings, *, callback: ProgressCallback | None = None
                  ) -> Generated:
-        """Every stem's raw audio from its prompt, all stems in one batch (one group).
+        """Every stem's raw audio from its prompt, the stems in as few batches as
+        ``settings.max_batch`` and the memory budget allow (one, by default).
 
         Each stem draws from its own stream, seeded with ``stem_seed(settings.seed, stem)``:
         its codes do not depend on the other stems; a song longer than the model's window is
@@ -289,7 +289,7 @@ class MusicGenBackend:
             are rendered from it (made from ``settings`` when None).
         settings : SongSpec
             The validated song: model, device, precision, duration_s, seed, the sampling
-            settings, progress.
+            settings, ``max_batch`` and ``memory_budget_gb``, progress.
         callback : callable, optional
             Called with ``{"stage": "generate", "step": n, "total": steps}`` after each
             decoder step.
@@ -299,84 +299,29 @@ class MusicGenBackend:
         Generated
             Each stem float32 [shape=(channels, round(duration_s * sample_rate))], and the
             report: model, precision and recipe, which sampler ran and why
-            (:func:`choose_sampler`), the generation ``groups`` (the stems sampled in one
-            batch, in their rows' order), the ``windows`` (start, context and new seconds on
-            the timeline that starts with the primer), which codec decode and layer runner
-            ran, and timings.
+            (:func:`choose_sampler`), the ``groups`` (the stems sampled in one batch, in
+            their rows' order) and ``batch_sizes``, ``memory`` (the budget, each batch's
+            estimate and any split, ``memory.py``), the ``windows`` (start, context and new
+            seconds on the timeline that starts with the primer), which codec decode and
+            layer runner ran, and timings.
 
         Raises
         ------
         MusicStemsError
-            A song longer than one window on the fallback sampler.
+            A song longer than one window on the fallback sampler; a stem that alone needs
+            more memory than the budget.
         """
-        from ..stems import stem_seed
-        from .runs import run_generate, run_musicstems, timing_report
-        from .windows import decoder_steps
+        from .batches import Request
 
-        load_start = time.perf_counter()
-        loaded = load_model(settings.model, device=settings.device,
-                            precision=settings.precision, quiet=not settings.progress)
-        # torch is loaded by now; after load_model, which refuses an unreachable model first
-        import torch
+        return self.generate_many([Request(tuple(stems), plan, settings)],
+                                  callback=callback)[0]
 
-        from .sampling import stem_streams
+    def generate_many(self, requests, *, max_batch: int | None = None,
+                      callback: ProgressCallback | None = None) -> list[Generated]:
+        """Several songs' stems (``batches.Request``), sampled together where their
+        settings allow, at most ``max_batch`` stems per batch
+        (:func:`~musicstems.backends.batches.generate_requests`). One :class:`Generated`
+        per request, as :meth:`generate` returns it."""
+        from .batches import generate_requests
 
-        # A group's rows in the order of the stems' names, whatever order they came in: a
-        # matrix product's rounding can depend on a row's place in the batch.
-        group = sorted(stems, key=lambda s: s.name)
-        seeds = [stem_seed(settings.seed, s) for s in group]
-        inputs, sampling, num_samples, frames = _model_inputs(loaded, group, settings)
-        heard = prepare_heard(group, plan, settings, loaded.model, loaded.sample_rate,
-                              num_samples)
-        windows = _windows(loaded, inputs, frames, heard.primer_samples)
-        sampler, sampler_reason = choose_sampler(loaded.model)
-        if sampler != "musicstems" and len(windows) > 1:
-            raise MusicStemsError(
-                f"duration_s={settings.duration_s:g} needs {len(windows)} windows of this "
-                f"model, and the fallback sampler (transformers generate, used because "
-                f"{sampler_reason}) cannot continue a song past one window. Install a torch "
-                "and transformers release musicstems was tested with, or pass a duration_s "
-                "that fits one window.", arguments={"duration_s": settings.duration_s})
-        runs = 1 if sampler == "musicstems" else len(group)
-        steps = decoder_steps(windows, loaded.model.decoder.num_codebooks)
-        # the song's display (musicstems.progress) shows the steps it is called back with;
-        # a bar of its own only for a caller that listens to nothing
-        progress = StepProgress(runs * steps, show=settings.progress and callback is None,
-                                callback=callback)
-        start = time.perf_counter()
-        try:
-            with _seeded(settings.seed, loaded.device):
-                if sampler == "musicstems":
-                    audio, ran = run_musicstems(loaded, inputs, sampling, progress, heard,
-                                                windows, stem_streams(seeds, loaded.device))
-                    groups = [[s.name for s in group]]
-                    streams = "one per stem, seeded with its seed"
-                else:
-                    audio, ran = run_generate(loaded, [settings.prompts[s.name] for s in group],
-                                              sampling, progress, heard, seeds)
-                    groups = [[s.name] for s in group]
-                    streams = ("generate's global RNG seeded with each stem's seed, one stem "
-                               "per call")
-        finally:
-            progress.close()
-        end = time.perf_counter()
-        # (batch, channels, samples), the primer's frames cut off: the song starts after it
-        audio = audio[..., heard.primer_samples:].float().cpu().numpy()
-        rows = {s.name: fit_length(audio[i], num_samples) for i, s in enumerate(group)}
-        out = {s.name: rows[s.name] for s in stems}
-        report = {
-            "model": loaded.model_id, "revision": loaded.revision, "device": loaded.device,
-            "precision": loaded.precision, "sample_rate": loaded.sample_rate,
-            "decoder_steps": steps, "batch_size": len(groups[0]),
-            "sampler": sampler, "sampler_reason": sampler_reason,
-            # which stems were sampled in one batch, in their rows' order: a stem's codes
-            # come from its own stream, its float rounding from its batch (docs/backends.md)
-            "groups": groups, "random_streams": streams,
-            "windows": [{"start_s": round(w.start / loaded.frame_rate, 6),
-                         "context_s": round(w.context / loaded.frame_rate, 6),
-                         "new_s": round(w.new / loaded.frame_rate, 6)} for w in windows],
-            **ran, **timing_report(load_start, start, end, progress),
-            "threads": torch.get_num_threads(), "recipe": dict(loaded.prepared.recipe),
-            **heard.report(),
-        }
-        return Generated(stems=out, sample_rate=loaded.sample_rate, report=report)
+        return generate_requests(list(requests), max_batch=max_batch, callback=callback)

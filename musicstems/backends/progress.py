@@ -39,6 +39,13 @@ class StepProgress:
         if self.callback is not None:
             self.callback({"stage": "generate", "step": self.step, "total": self.total})
 
+    def extend(self, steps: int) -> None:
+        """``steps`` more to come (a batch split in two runs once more)."""
+        self.total += steps
+        if self.bar is not None:
+            self.bar.total = self.total
+            self.bar.refresh()
+
     def as_stopping_criterion(self):
         """The same counter as a stopping criterion that never stops, for ``generate``: the
         one per-step hook of every transformers release (MusicGen's ``generate`` does not

@@ -2,8 +2,8 @@
 call to the backend, store them, and return one :class:`~musicstems.backends.Generated`.
 
 The batch a MusicGen stem is sampled in is part of its key (``group``), so the lookup goes in
-rounds: every stem with the whole call's batch size, then those still missing with their own
-number, until a round finds nothing more. A stem generated alone after an edit is then found
+rounds: every stem with the batch size it would be sampled with (``max_batch`` splits a call),
+then those still missing with their own number, until a round finds nothing more. A stem generated alone after an edit is then found
 again the next time it would be generated alone, and one of a full batch the next time the
 whole song is made.
 """
@@ -19,7 +19,8 @@ from typing import Any, Callable, Mapping, Sequence
 from .key import file_digest, key_fields, model_revision, stem_key
 from .store import CachedStem, StemCache
 
-__all__ = ["generate_with_cache", "stem_keys", "split_report", "PER_RUN_FIELDS"]
+__all__ = ["generate_with_cache", "generate_many_with_cache", "generate_requests", "stem_keys",
+           "split_report", "PER_RUN_FIELDS"]
 
 # Backend report fields that describe one run of the model, not the stems it made: left out of
 # a report whose stems all came from the cache (nothing was loaded or run then), and None for a
@@ -46,17 +47,34 @@ def split_report(report: Mapping[str, Any], names: Sequence[str]
 
 
 def _group_sizes(report: Mapping[str, Any], names: Sequence[str]) -> dict[str, int]:
-    """Each generated stem's batch: the backend's ``groups`` (lists of stem names) where it
+    """Each generated stem's batch size: the backend's ``groups`` (lists of the song's stem
+    names) with their ``batch_sizes`` (stems per batch, other songs' included) where it
     reports them, else all of ``names`` in one."""
     sizes = dict.fromkeys(names, len(names))
     groups = report.get("groups")
     if isinstance(groups, (list, tuple)):
-        for group in groups:
+        counts = report.get("batch_sizes")
+        if not isinstance(counts, (list, tuple)) or len(counts) != len(groups):
+            counts = [None] * len(groups)
+        for group, count in zip(groups, counts):
             members = group.get("stems") if isinstance(group, Mapping) else group
             if isinstance(members, (list, tuple)):
                 for name in members:
                     if name in sizes:
-                        sizes[name] = len(members)
+                        sizes[name] = int(count) if isinstance(count, int) else len(members)
+    return sizes
+
+
+def _planned_sizes(stems: Sequence, max_batch: int | None) -> dict[str, int]:
+    """The batch each of ``stems`` would be sampled in, generated together with
+    ``max_batch`` (the backend's own split, ``backends.memory.plan_groups``)."""
+    from ..backends.memory import plan_groups
+
+    names = sorted(s.name for s in stems)
+    sizes, start = {}, 0
+    for size in plan_groups(len(names), max_batch):
+        sizes.update(dict.fromkeys(names[start:start + size], size))
+        start += size
     return sizes
 
 
@@ -90,14 +108,16 @@ class _Lookup:
 
 
 def _look_up(store: StemCache, stems: Sequence, plan, spec, revision: str | None) -> _Lookup:
-    """Every stem at the call's batch size, then (MusicGen) the ones still missing at their own
-    number, until a round finds nothing more (module docstring)."""
+    """Every stem at the batch size it would be sampled with (``max_batch`` splits the
+    call), then (MusicGen) the ones still missing at theirs, until a round finds nothing more
+    (module docstring)."""
     musicgen = spec.backend == "musicgen"
     found = _Lookup(missing=list(stems))
     # a hub model not downloaded yet has no revision: nothing can be cached under it
     while found.missing and (revision is not None or not musicgen):
-        group = len(found.missing) if musicgen else None
+        planned = _planned_sizes(found.missing, spec.max_batch) if musicgen else {}
         for stem in found.missing:
+            group = planned.get(stem.name)
             key = stem_keys([stem], plan, spec, group_size=group, revision=revision)[stem.name][0]
             found.keys[stem.name], found.groups[stem.name] = key, group
             entry = store.get(key)
@@ -164,34 +184,92 @@ def generate_with_cache(backend, stems: Sequence, plan, spec, *,
         per stem ``stems`` (``cached``, ``cache_key``: the manifest's stem entries take them)
         and ``groups`` (the batch size in each stem's key; None for the sketch).
     """
-    from ..backends import Generated
+    from ..backends.batches import Request
+
+    return generate_many_with_cache(backend, [Request(tuple(stems), plan, spec)],
+                                    callback=callback)[0]
+
+
+def generate_requests(backend, requests: Sequence, *, max_batch: int | None = None,
+                      callback: Callable[[dict], None] | None = None) -> list:
+    """``backend``'s audio for every request (``backends.batches.Request``): in one call of
+    its ``generate_many`` where it has one (MusicGen: several songs' stems sampled together),
+    else song by song."""
+    if hasattr(backend, "generate_many"):
+        return backend.generate_many(list(requests), max_batch=max_batch, callback=callback)
+    return [backend.generate(r.stems, r.plan, r.settings, callback=callback) for r in requests]
+
+
+@dataclass
+class _Song:
+    """One request's way through the cache."""
+
+    stems: tuple
+    plan: Any
+    spec: Any
+    store: StemCache | None = None
+    revision: str | None = None
+    digests: dict = field(default_factory=dict)
+    found: _Lookup = field(default_factory=_Lookup)
+    lookup_s: float = 0.0
+
+
+def _open(request) -> _Song:
+    """Look a request's stems up (nothing opened when its cache is off)."""
     from . import cache_enabled, open_cache
 
-    stems = tuple(stems)
-    names = [s.name for s in stems]
+    song = _Song(tuple(request.stems), request.plan, request.settings)
+    spec = song.spec
     if not cache_enabled(spec.cache):
-        return _disabled(backend.generate(stems, plan, spec, callback=callback), names)
-    if plan is None:
+        song.found.missing = list(song.stems)
+        return song
+    if song.plan is None:
         from ..plan import make_plan
-        plan = make_plan(spec)
+        song.plan = make_plan(spec)
     start = time.perf_counter()
-    store = open_cache(spec.cache_dir)
-    revision, digests = (model_revision(spec.model, store.model_digests())
-                         if spec.backend == "musicgen" else (None, {}))
-    found = _look_up(store, stems, plan, spec, revision)
-    lookup_s = time.perf_counter() - start
+    song.store = open_cache(spec.cache_dir)
+    song.revision, song.digests = (model_revision(spec.model, song.store.model_digests())
+                                   if spec.backend == "musicgen" else (None, {}))
+    song.found = _look_up(song.store, song.stems, song.plan, spec, song.revision)
+    song.lookup_s = time.perf_counter() - start
+    return song
 
-    generated, store_s, errors = None, 0.0, []
+
+def generate_many_with_cache(backend, requests: Sequence, *, max_batch: int | None = None,
+                             callback: Callable[[dict], None] | None = None) -> list:
+    """:func:`generate_with_cache` for several songs (``backends.batches.Request``): each
+    looked up in its cache, the stems missing from all of them generated in one call
+    (:func:`generate_requests`, at most ``max_batch`` stems per batch across the songs), each
+    song's stored. One ``Generated`` per request, as :func:`generate_with_cache` returns."""
+    from ..backends.batches import Request
+
+    songs = [_open(request) for request in requests]
+    wanted = [i for i, song in enumerate(songs) if song.found.missing]
+    made = generate_requests(
+        backend, [Request(tuple(songs[i].found.missing), songs[i].plan, songs[i].spec)
+                  for i in wanted], max_batch=max_batch, callback=callback) if wanted else []
+    generated = dict(zip(wanted, made))
+    return [_finish(song, generated.get(i)) for i, song in enumerate(songs)]
+
+
+def _finish(song: _Song, generated):
+    """A request's stems and report, the generated ones stored."""
+    from ..backends import Generated
+
+    names = [s.name for s in song.stems]
+    if song.store is None:
+        return _disabled(generated, names)
+    store, found, spec = song.store, song.found, song.spec
+    store_s, errors = 0.0, []
     song_part: dict = {}
     per_stem: dict[str, dict] = {}
-    if found.missing:
-        generated = backend.generate(tuple(found.missing), plan, spec, callback=callback)
+    if generated is not None:
         start = time.perf_counter()
-        song_part, per_stem, errors = _store(store, generated, found, plan, spec, revision,
-                                             digests)
+        song_part, per_stem, errors = _store(store, generated, found, song.plan, spec,
+                                             song.revision, song.digests)
         store_s = time.perf_counter() - start
     for what, tidy in (("eviction", lambda: store.evict(keep=found.keys.values())),
-                       ("model digests", lambda: store.save_model_digests(digests))):
+                       ("model digests", lambda: store.save_model_digests(song.digests))):
         try:
             tidy()  # once per song; the song's own entries go last
         except OSError as exc:
@@ -201,7 +279,7 @@ def generate_with_cache(backend, stems: Sequence, plan, spec, *,
 
         warnings.warn(f"the stem cache in {store.folder} could not store "
                       f"{'; '.join(errors)}; the song is complete, those stems will be "
-                      "generated again next time.", MusicStemsWarning, stacklevel=3)
+                      "generated again next time.", MusicStemsWarning, stacklevel=4)
 
     hits = found.hits
     if generated is not None:
@@ -219,7 +297,7 @@ def generate_with_cache(backend, stems: Sequence, plan, spec, *,
     report["cache"] = {
         "enabled": True, "folder": str(store.folder), "hits": [n for n in names if n in hits],
         "generated": [n for n in names if n not in hits],
-        "lookup_s": round(lookup_s, 4), "store_s": round(store_s, 4),
+        "lookup_s": round(song.lookup_s, 4), "store_s": round(store_s, 4),
         "stems": {name: {"cached": name in hits, "cache_key": found.keys.get(name)}
                   for name in names},
         "groups": {name: found.groups.get(name) for name in names},
