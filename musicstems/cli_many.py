@@ -27,6 +27,9 @@ def add_many_command(sub) -> None:
     many.add_argument("--scheduler", metavar="ADDRESS", default=None,
                       help="a Dask scheduler, e.g. tcp://10.0.0.5:8786 (needs musicstems[dask])")
     many.add_argument("--format", default="wav", choices=("wav", "flac", "mp3"))
+    many.add_argument("--max-batch-stems", type=int, default=None, metavar="N",
+                      help="MusicGen songs' stems sampled together, at most N per loop "
+                           "(default 8; 1: each song on its own)")
     many.add_argument("--quiet", dest="progress", action="store_false",
                       help="no progress bar")
 
@@ -69,8 +72,10 @@ def run_many(args) -> int:
                                   "check the address, or leave --scheduler out to compose "
                                   "here.", arguments={"scheduler": args.scheduler}) from None
     try:
+        batch = {} if args.max_batch_stems is None else {
+            "max_batch_stems": args.max_batch_stems}
         summary = compose_many(files, args.out, client=client, format=args.format,
-                               progress=args.progress)
+                               progress=args.progress, **batch)
     finally:
         if client is not None:
             client.close()

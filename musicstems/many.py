@@ -1,11 +1,15 @@
 """Many songs: ``compose_many`` on this machine, any ``concurrent.futures`` executor, or Dask.
 
-Each song is composed and saved on its own (``out_dir/<name>/``, saved atomically as
-``Composition.save`` does), so a song folder with a manifest is a finished song. The manifest's
-``batch.spec_sha256`` fingerprints what the song was asked to be; a re-run skips every song
-whose folder holds a complete song with the same fingerprint, and composes the rest. A failing
-song is recorded with its error and the others go on. A song's audio depends only on its spec
-and seed, not on the worker that made it: every worker runs the same ``render``.
+The songs go out in chunks (:func:`chunk_songs`): MusicGen songs that can share a sampling loop,
+up to ``max_batch_stems`` stems in all, are composed together -- their stems sampled in one
+batched loop, which reads the weights once for every row (``backends.batches``) -- and every
+other stage song by song; other songs one by one. A chunk is a task for a worker. Each song is
+saved on its own (``out_dir/<name>/``, atomically as ``Composition.save`` does), so a song
+folder with a manifest is a finished song. The manifest's ``batch.spec_sha256`` fingerprints
+what the song was asked to be; a re-run skips every song whose folder holds a complete song
+with the same fingerprint, and composes the rest. A failing song is recorded with its error
+and the others go on (a chunk that fails is composed again song by song). The chunks depend on
+the songs and their order only, so a song's audio does not depend on the worker that made it.
 
 Workers are processes that keep their loaded model between songs (``load_model``'s cache is
 per process) and get a numba cache folder of their own: librosa's numba kernels crash when
@@ -130,21 +134,6 @@ def _requests(songs: Iterable[Any], settings: Mapping[str, Any]) -> list[tuple[s
     return requests
 
 
-def finished(folder: Path, fingerprint: str) -> bool:
-    """Whether ``folder`` holds a complete song asked for with ``fingerprint``."""
-    from .export import load_manifest
-
-    try:
-        manifest = load_manifest(folder)
-    except MusicStemsError:  # none, or not one musicstems wrote: compose the song again
-        return False
-    if (manifest.get("batch") or {}).get("spec_sha256") != fingerprint:
-        return False
-    files = manifest.get("files") or {}
-    listed = [files.get("mix"), *(files.get("stems") or {}).values()]
-    return all(isinstance(p, str) and (folder / p).is_file() for p in listed)
-
-
 def _own_numba_cache() -> None:
     """A numba cache folder for this process, set before librosa first imports numba."""
     if "numba" in sys.modules:
@@ -154,7 +143,7 @@ def _own_numba_cache() -> None:
     os.environ["NUMBA_CACHE_DIR"] = os.path.join(base, f"worker-{os.getpid()}")
 
 
-def _compose_one(name: str, spec, out_dir: str, fmt: str, fingerprint: str) -> str:
+def _compose_one(name: str, spec, out_dir, fmt: str, fingerprint: str) -> str:
     """Compose and save one song (runs in a worker). Returns the name."""
     _own_numba_cache()
     from dataclasses import replace
@@ -165,9 +154,10 @@ def _compose_one(name: str, spec, out_dir: str, fmt: str, fingerprint: str) -> s
     return name
 
 
-def _save(song, name: str, out_dir: str, fmt: str, fingerprint: str) -> None:
+def _save(song, name: str, out_dir, fmt: str, fingerprint: str) -> None:
+    """Save ``song`` as ``out_dir``'s (a ``destination.Destination``) song ``name``."""
     song.manifest["batch"] = {"name": name, "spec_sha256": fingerprint}
-    song.save(Path(out_dir) / name, format=fmt, overwrite=True)
+    out_dir.save(song, name, fmt)
 
 
 def _render_together(specs: list, max_batch: int) -> list:
@@ -195,13 +185,13 @@ def _render_together(specs: list, max_batch: int) -> list:
     return songs
 
 
-def _compose_chunk(chunk: list, out_dir: str, fmt: str, max_batch: int) -> list:
+def _compose_chunk(chunk: list, out_dir, fmt: str, max_batch: int) -> list:
     """Compose and save a chunk of songs (runs in a worker): their stems sampled together
     when there are several, each song alone if that fails, so one bad song fails alone.
     Songs a first try of the chunk finished are not made again. Returns (name, None) per
     song done and (name, reason) per song that failed."""
     _own_numba_cache()
-    todo = [(n, spec, f) for n, spec, f in chunk if not finished(Path(out_dir) / n, f)]
+    todo = [(n, spec, f) for n, spec, f in chunk if not out_dir.finished(n, f)]
     if len(todo) > 1:
         try:
             songs = _render_together([spec for _, spec, _ in todo], max_batch)
@@ -225,28 +215,29 @@ def _compose_chunk(chunk: list, out_dir: str, fmt: str, max_batch: int) -> list:
 
 
 def chunk_songs(todo: list, max_batch_stems: int) -> list[list]:
-    """The songs to compose, in chunks whose stems are sampled together: consecutive MusicGen
-    songs that can share a sampling loop (``backends.batches.loop_signature``), at most
-    ``max_batch_stems`` stems in all (a larger song is a chunk of its own); every other song
-    alone. The same songs give the same chunks wherever they run, so the same batches."""
+    """The songs to compose, in chunks whose stems are sampled together: MusicGen songs that
+    can share a sampling loop (``backends.batches.loop_signature``), each song in the first
+    chunk of its loop with room for it, at most ``max_batch_stems`` stems in all (a larger
+    song is a chunk of its own); every other song alone. The same songs give the same chunks wherever they run, so the same batches."""
     from .backends.batches import loop_signature
 
     chunks: list[list] = []
-    open_chunks: dict[tuple, list] = {}
+    by_loop: dict[tuple, list[list]] = {}
     for item in todo:
         spec = item[1]
         if spec.backend != "musicgen":
             chunks.append([item])
             continue
-        signature = loop_signature(spec)
-        chunk = open_chunks.get(signature)
         stems = len(spec.stems)
-        if chunk is not None and sum(len(i[1].stems) for i in chunk) + stems <= max_batch_stems:
-            chunk.append(item)
+        same_loop = by_loop.setdefault(loop_signature(spec), [])
+        # the first chunk of its loop with room for it, else a new one
+        room = next((c for c in same_loop
+                     if sum(len(i[1].stems) for i in c) + stems <= max_batch_stems), None)
+        if room is not None:
+            room.append(item)
             continue
-        chunk = [item]
-        chunks.append(chunk)
-        open_chunks[signature] = chunk
+        chunks.append([item])
+        same_loop.append(chunks[-1])
     return chunks
 
 
@@ -259,6 +250,7 @@ def compose_many(songs: Iterable[Any], out_dir: str | os.PathLike, *, client: An
                  executor: Executor | None = None, format: str = "wav",
                  progress: bool = True, retries: int = 1,
                  max_batch_stems: int = DEFAULT_MAX_BATCH_STEMS,
+                 storage_options: Mapping[str, Any] | None = None,
                  **settings: Any) -> BatchSummary:
     """Compose and save many songs: here, on an executor's workers, or on a Dask cluster.
 
@@ -268,9 +260,10 @@ def compose_many(songs: Iterable[Any], out_dir: str | os.PathLike, *, client: An
         Each a song: ``{"name": "song_001", "stems": {"drums": "...", ...}, "bpm": 128, ...}``
         (any :func:`~musicstems.compose` setting) or a TOML song file (docs/guide.md). Every
         song is validated before any is composed.
-    out_dir : path
-        Each song is saved to ``out_dir/<name>/`` (a shared folder when workers run on other
-        machines).
+    out_dir : path or str
+        Each song is saved to ``out_dir/<name>/``: a folder (a shared one when workers run on
+        other machines) or an fsspec URL such as ``"s3://bucket/songs"``, uploaded with its
+        manifest last (``destination.py``; the filesystem's package, e.g. s3fs, installed).
     client : dask.distributed.Client, optional
         Spread the songs over its workers (``musicstems[dask]``). A song whose worker dies is
         given to another worker, up to ``retries`` times.
@@ -288,6 +281,8 @@ def compose_many(songs: Iterable[Any], out_dir: str | os.PathLike, *, client: An
         batch reads the weights once for all its rows. The chunks depend only on the songs
         and their order, so the audio is the same here and on any cluster. 1: every song on
         its own, as ``compose`` makes it.
+    storage_options : dict, optional
+        fsspec's options for a URL ``out_dir`` (credentials, endpoint).
     **settings
         Defaults for every song (a song's own keys win), e.g. ``backend="sketch"``.
 
@@ -311,23 +306,22 @@ def compose_many(songs: Iterable[Any], out_dir: str | os.PathLike, *, client: An
                               arguments={"executor": executor})
     if client is not None:
         _check_dask_client(client)
-    out = Path(out_dir).expanduser()
-    if out.exists() and not out.is_dir():
-        raise MusicStemsError(f"out_dir={str(out_dir)!r} is a file; pass a folder.",
-                              arguments={"out_dir": out_dir})
+    from .destination import Destination
+
+    out = Destination.of(out_dir, storage_options)
     requests = _requests(songs, settings)
-    summary = BatchSummary(out_dir=str(out))
+    summary = BatchSummary(out_dir=out.location)
     todo = []
     for name, spec in requests:
         fingerprint = spec_fingerprint(spec)
-        if finished(out / name, fingerprint):
+        if out.finished(name, fingerprint):
             summary.skipped.append(name)
         else:
             todo.append((name, spec, fingerprint))
-    out.mkdir(parents=True, exist_ok=True)
+    out.prepare()
     bar = _bar(len(todo), progress)
     try:
-        for results in _run(chunk_songs(todo, max_batch_stems), str(out), fmt, client,
+        for results in _run(chunk_songs(todo, max_batch_stems), out, fmt, client,
                             executor, retries, max_batch_stems):
             for name, error in results:
                 if error is None:
@@ -350,7 +344,7 @@ def _bar(total: int, show: bool):
     return progress_bar_class()(total=total, desc="musicstems: songs", unit="song")
 
 
-def _run(chunks, out: str, fmt: str, client, executor, retries: int, max_batch: int):
+def _run(chunks, out, fmt: str, client, executor, retries: int, max_batch: int):
     """Yield each chunk's results, [(name, None or reason), ...], as chunks finish."""
     if client is None and executor is None:
         for chunk in chunks:

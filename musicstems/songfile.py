@@ -102,10 +102,13 @@ def read_song_file(path: str | Path) -> tuple[list, dict[str, Any]]:
     """
     from .spec import SETTING
 
-    path = Path(path).expanduser()
+    try:
+        path = Path(path).expanduser()
+    except RuntimeError:  # "~someone" with no such user
+        path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a NUL in the path
         raise _refuse(path, f"cannot be read ({exc}); pass a TOML song file") from None
     toml = _toml()
     try:

@@ -392,3 +392,37 @@ def test_song_file_fuzz(stop_at_work, tmp_path_factory, top, stems, garbage):
         assert "song.toml" in str(error), str(error)  # every refusal names the file
         event("refused")
     assert sorted(p.name for p in folder.iterdir()) == ["song.toml"]  # nothing written
+
+
+# -- compose_many ----------------------------------------------------------------------------
+
+SONG_ENTRY = st.one_of(
+    JUNK, NASTY_TEXT,
+    st.fixed_dictionaries({"name": st.one_of(st.text(max_size=70), NASTY_TEXT, JUNK),
+                           "stems": st.one_of(JUNK, st.dictionaries(
+                               st.text(max_size=10), st.one_of(st.text(max_size=20), JUNK),
+                               max_size=2))},
+                          optional={"bpm": st.one_of(NUMBERS, JUNK), "seed": JUNK,
+                                    "duration_s": NUMBERS, "max_batch": JUNK}))
+
+
+@FUZZ
+@given(songs=st.one_of(JUNK, st.lists(SONG_ENTRY, max_size=4)),
+       max_batch_stems=st.one_of(st.just(8), JUNK, NUMBERS),
+       retries=st.one_of(st.just(1), JUNK))
+def test_compose_many_refuses_junk_songs(monkeypatch, empty_cwd, songs, max_batch_stems,
+                                         retries):
+    from musicstems import many
+
+    def run(*args, **kwargs):
+        raise Generated
+    monkeypatch.setattr(many, "_run", run)
+    try:
+        many.compose_many(songs, empty_cwd / "out", max_batch_stems=max_batch_stems,
+                          retries=retries, **QUICK)
+    except MusicStemsError as error:
+        assert str(error)
+        nothing_written(empty_cwd)
+        event("refused")
+    except Generated:
+        event("passed the door")

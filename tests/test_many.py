@@ -173,3 +173,113 @@ def test_the_cli_composes_a_folder_of_song_files_then_skips_them(tmp_path, capsy
     assert main(["compose-many", str(tmp_path / "nothing"), "--out",
                  str(tmp_path / "out")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def _tiny(tiny_model) -> dict:
+    return dict(backend="musicgen", model=tiny_model, device="cpu", duration_s=1.0,
+                progress=False, align=False)
+
+
+def test_musicgen_songs_share_a_sampling_loop_up_to_max_batch_stems(tmp_path, tiny_model):
+    from musicstems.export import load_manifest
+
+    songs = [{"name": f"s{i}", "stems": {"drums": "techno drums", "bass": f"bass {i}"},
+              "bpm": 120} for i in range(3)]
+    together = compose_many(songs, tmp_path / "together", max_batch_stems=4,
+                            **_tiny(tiny_model))
+    alone = compose_many(songs, tmp_path / "alone", max_batch_stems=1, **_tiny(tiny_model))
+    assert together.ok and alone.ok
+    reports = {s["name"]: load_manifest(tmp_path / "together" / s["name"])["backend"]
+               for s in songs}
+    # two songs of two stems in one loop of four, the third alone
+    assert [reports[n]["batch_sizes"] for n in ("s0", "s1", "s2")] == [[4], [4], [2]]
+    assert all(r["groups"] == [["bass", "drums"]] for r in reports.values())
+    for song in songs:  # each stem draws from its own stream: the same take either way
+        assert load_manifest(tmp_path / "alone" / song["name"])["backend"]["batch_sizes"] == [2]
+        assert_same_song(tmp_path / "together" / song["name"],
+                         Composition.load(tmp_path / "alone" / song["name"]))
+
+
+def test_a_song_that_fails_in_a_shared_loop_fails_alone(tmp_path, tiny_model, monkeypatch):
+    from musicstems import pipeline
+
+    real = pipeline.finish_stages
+
+    def cursed(spec, *args, **kwargs):  # an injected fault in one song's later stages
+        if any(s.prompt == "cursed bass" for s in spec.stems):
+            raise RuntimeError("injected fault")
+        return real(spec, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "finish_stages", cursed)
+    songs = [{"name": "good", "stems": {"drums": "techno drums", "bass": "acid bass"}},
+             {"name": "bad", "stems": {"drums": "techno drums", "bass": "cursed bass"}}]
+    summary = compose_many(songs, tmp_path, max_batch_stems=4, **_tiny(tiny_model))
+    assert summary.done == ["good"] and list(summary.failed) == ["bad"]
+    assert "injected fault" in summary.failed["bad"]
+    assert Composition.load(tmp_path / "good").stems["bass"].shape[-1] == 32000
+    assert not (tmp_path / "bad").exists()
+
+
+def test_chunks_hold_at_most_max_batch_stems_of_one_loop(tmp_path):
+    from musicstems.many import _requests, chunk_songs
+
+    songs = [{"name": f"m{i}", "stems": {f"s{j}": "x" for j in range(n)},
+              "duration_s": d, "backend": "musicgen"}
+             for i, (n, d) in enumerate([(2, 4), (3, 4), (2, 8), (5, 4), (1, 4), (2, 8)])]
+    songs.append({"name": "sk", "stems": {"a": "b"}, "backend": "sketch"})
+    todo = [(name, spec, "") for name, spec in _requests(songs, {})]
+    chunks = chunk_songs(todo, 4)
+    names = [[item[0] for item in chunk] for chunk in chunks]
+    assert names == [["m0", "m4"], ["m1"], ["m2", "m5"], ["m3"], ["sk"]]
+    assert sorted(n for chunk in names for n in chunk) == sorted(s["name"] for s in songs)
+    for chunk in chunks:
+        assert len({item[1].duration_s for item in chunk}) == 1
+        assert len(chunk) == 1 or sum(len(item[1].stems) for item in chunk) <= 4
+
+
+def test_an_fsspec_url_gets_every_song_with_its_manifest_last(tmp_path):
+    import io
+
+    import fsspec
+    import soundfile
+
+    url = f"memory://musicstems-test-{os.getpid()}/out"
+    summary = compose_many(SONGS, url, **SKETCH)
+    assert sorted(summary.done) == ["one", "three", "two"]
+    fs = fsspec.filesystem("memory")
+    root = url.removeprefix("memory://")
+    for song in SONGS:
+        manifest = json.loads(fs.cat(f"{root}/{song['name']}/manifest.json"))
+        expected = reference(song, **SKETCH)
+        for name, relative in manifest["files"]["stems"].items():
+            audio, rate = soundfile.read(io.BytesIO(fs.cat(f"{root}/{song['name']}/{relative}")),
+                                         dtype="float32", always_2d=True)
+            assert rate == expected.sample_rate
+            np.testing.assert_array_equal(audio.T, expected.stems[name])
+    assert compose_many(SONGS, url, **SKETCH).skipped == ["one", "two", "three"]
+    # an upload cut short before its manifest is not a finished song: made again
+    fs.rm(f"{root}/two/manifest.json")
+    again = compose_many(SONGS, url, **SKETCH)
+    assert again.done == ["two"] and again.skipped == ["one", "three"]
+    fs.rm(root, recursive=True)
+
+
+def test_a_file_url_on_a_process_pool_is_the_shared_folder(tmp_path):
+    with ProcessPoolExecutor(2) as pool:
+        summary = compose_many(SONGS, f"file://{tmp_path}/shared", executor=pool, **SKETCH)
+    assert summary.ok and len(summary.done) == 3
+    for song in SONGS:
+        assert_same_song(tmp_path / "shared" / song["name"], reference(song, **SKETCH))
+
+
+@pytest.mark.parametrize("out_dir, options, match", [
+    ("nosuchprotocol://bucket/x", None, "cannot be opened"),
+    ("memory://x", "anon", "storage_options"),
+    ("folder", {"anon": True}, "storage_options= is for an fsspec URL"),
+])
+def test_a_bad_destination_is_refused_before_any_work(tmp_path, monkeypatch, out_dir, options,
+                                                      match):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(MusicStemsError, match=match):
+        compose_many(SONGS, out_dir, storage_options=options, **SKETCH)
+    assert list(tmp_path.iterdir()) == []
