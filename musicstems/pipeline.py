@@ -313,17 +313,25 @@ def align_stage(raw: Mapping[str, np.ndarray], sample_rate: int, plan, spec: Son
         return dict(raw), report
     from .align import align_stems
 
-    stems = dict(raw)
-    reference = plan.reference_stem if plan.reference_stem in raw else None
+    from .align.inputs import silent
+
+    # a stem that is silent (a sketch part that rests throughout) has nothing to align: it
+    # goes through as it is
+    quiet = [name for name, audio in raw.items() if silent(audio)]
+    stems = {name: audio for name, audio in raw.items() if name not in quiet}
+    if not stems:
+        return dict(raw), {**report, "stems": dict.fromkeys(raw, {"skipped": "silent"})}
+    reference = plan.reference_stem if plan.reference_stem in stems else None
     if grid is not None:
-        stems, reference = {_GRID: grid, **raw}, _GRID
+        stems, reference = {_GRID: grid, **stems}, _GRID
     aligned = align_stems(stems, sample_rate, bpm=plan.bpm, key=plan.key, reference=reference,
                           chords=[chord.pitch_classes for chord in plan.chords],
                           bar_s=plan.bar_s)
     report.update(bpm=aligned.bpm, key=aligned.key,
-                  stems={name: aligned.report[name] for name in raw},
+                  stems={name: {"skipped": "silent"} if name in quiet else aligned.report[name]
+                         for name in raw},
                   reference=None if aligned.reference == _GRID else aligned.reference)
-    return {name: aligned.stems[name] for name in raw}, report
+    return {name: raw[name] if name in quiet else aligned.stems[name] for name in raw}, report
 
 
 def misfits(fit_stems: Mapping[str, dict]) -> list[str]:

@@ -726,3 +726,26 @@ def test_with_the_chords_a_sketch_bass_in_place_is_left_bit_identical(prompt, sk
 def test_bad_chords_are_refused_before_any_work(chords, bar_s, match):
     with pytest.raises(MusicStemsError, match=match):
         align_stems({"a": np.ones((1, SR), np.float32) * 0.1}, SR, chords=chords, bar_s=bar_s)
+
+
+def test_the_pipeline_passes_a_silent_stem_through_unaligned():
+    # a sketch part that rests throughout is silent: nothing to align, and no reason to fail
+    from musicstems.backends import get_backend
+    from musicstems.pipeline import align_stage
+    from musicstems.plan import make_plan
+    from musicstems.spec import validate_compose_args
+
+    spec = validate_compose_args({"drums": "techno drums", "pads": "warm pads"},
+                                 backend="sketch", bpm=120, duration_s=4.0, seed=3,
+                                 progress=False)
+    plan = make_plan(spec)
+    made = get_backend("sketch").generate(spec.stems, plan, spec)
+    raw = {"drums": made.stems["drums"], "pads": np.zeros_like(made.stems["pads"])}
+    aligned, report = align_stage(raw, made.sample_rate, plan, spec)
+    assert report["stems"]["pads"] == {"skipped": "silent"}
+    np.testing.assert_array_equal(aligned["pads"], raw["pads"])
+    assert aligned["drums"].shape == raw["drums"].shape
+    assert "skipped" not in report["stems"]["drums"]
+    # the control: align_stems itself refuses the silent stem
+    with pytest.raises(MusicStemsError, match="silent"):
+        align_stems(raw, made.sample_rate, bpm=120)

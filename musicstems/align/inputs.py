@@ -114,8 +114,15 @@ def _check_stem(name: str, value: Any, sample_rate: int) -> np.ndarray:
             f"stem {name!r} has {bad} NaN or infinite samples (the first at sample {first}); "
             "fix the audio, e.g. np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0).")
     peak = float(np.max(np.abs(value)))
-    if peak < _SILENCE_PEAK:
+    if peak < _SILENCE_PEAK:  # silent() says the same
         raise MusicStemsError(
             f"stem {name!r} is silent (peak {peak:.3g}, below -120 dBFS); it has no tempo or "
             "key to align. Leave it out of the stems given to align_stems.")
     return np.ascontiguousarray(value, dtype=np.float32)
+
+
+def silent(audio: np.ndarray) -> bool:
+    """Whether ``audio`` is too quiet to align (peak below -120 dBFS): ``align_stems`` refuses
+    such a stem, and the pipeline passes it through unaligned."""
+    audio = np.asarray(audio)
+    return audio.size == 0 or float(np.max(np.abs(audio))) < _SILENCE_PEAK
