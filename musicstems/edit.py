@@ -105,8 +105,8 @@ def _record(manifest: dict, before: Mapping[str, Any], edit: dict) -> None:
 def regenerate(song, stem: str, *, prompt: str | None = None, seed: int | None = None,
                progress: bool = True, callback: Callable[[dict], None] | None = None):
     """``song`` with stem ``stem`` generated again; see ``Composition.regenerate``."""
-    from .pipeline import (align_stage, analyze_mix, generate_stems, level_stage,
-                           misfits, mix_stage, stem_entry)
+    from .pipeline import generate_stems
+    from .stages import align_stage, analyze_mix, level_stage, misfits, mix_stage, stem_entry
     from .progress import Laps
     from .composition import Composition
     from .fit import measure_fit
@@ -230,7 +230,7 @@ def remix(song, *, gain_db: Mapping[str, float] | None = None,
     from .analysis import analyze
     from .composition import Composition
     from .loudness import _check_lufs, db_to_gain
-    from .pipeline import analyze_mix, mix_stage
+    from .stages import analyze_mix, mix_stage
     from .progress import Laps
 
     _editable(song)

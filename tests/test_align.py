@@ -731,7 +731,7 @@ def test_bad_chords_are_refused_before_any_work(chords, bar_s, match):
 def test_the_pipeline_passes_a_silent_stem_through_unaligned():
     # a sketch part that rests throughout is silent: nothing to align, and no reason to fail
     from musicstems.backends import get_backend
-    from musicstems.pipeline import align_stage
+    from musicstems.stages import align_stage
     from musicstems.plan import make_plan
     from musicstems.spec import validate_compose_args
 
