@@ -272,6 +272,9 @@ _OUTPUT_OPTIONS = {s.name: s for s in (
     Setting("overwrite", bool, False, "", flag="--overwrite", negate=True),
     Setting("midi", bool, False, "", flag="--midi", negate=True),
     *(Setting(name, str, None, "", flag=flag) for name, flag in EDIT_OPTIONS),
+    # compose-many's
+    Setting("out_dir", str, None, "", flag="--out"),
+    Setting("max_batch_stems", int, None, "", flag="--max-batch-stems"),
 )}
 
 

@@ -283,3 +283,16 @@ def test_a_bad_destination_is_refused_before_any_work(tmp_path, monkeypatch, out
     with pytest.raises(MusicStemsError, match=match):
         compose_many(SONGS, out_dir, storage_options=options, **SKETCH)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_cli_takes_max_batch_stems_and_speaks_its_flag(tmp_path, capsys):
+    from musicstems.cli import main
+
+    write_song_files(tmp_path / "songs")
+    assert main(["compose-many", str(tmp_path / "songs"), "--out", str(tmp_path / "out"),
+                 "--max-batch-stems", "0"]) == 2
+    assert "--max-batch-stems 0 is not allowed" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    assert main(["compose-many", str(tmp_path / "songs"), "--out", str(tmp_path / "out"),
+                 "--max-batch-stems", "1", "--quiet"]) == 0
+    assert "2 done" in capsys.readouterr().out
