@@ -40,7 +40,9 @@ dtype, read once at ``machine.read_bandwidth_gbs``); KL and top-250 against fp32
 process's resident memory added by building the runtime (its converted model; the process's
 peak RSS is printed under the table). A runtime that cannot be built or run says why in its row.
 Needs ``pip install musicstems[openvino,onnx,torchao]`` for the rows beyond torch; the rest
-print their error.
+print their error. Building every row holds the fp32 reference and each conversion's copies of
+the fp32 decoder (over 20 GB at peak for musicgen-small); ``--only`` builds a subset, e.g.
+``--only "torch int8" openvino``.
 """
 
 from __future__ import annotations
