@@ -273,3 +273,38 @@ def test_a_failing_cell_is_named(tmp_path):
                        match=r"broken.ipynb cell 2 raised NameError: name 'stems'"):
         execute(path, tmp_path, tmp_path / "numba")
     assert not (tmp_path / "after").exists()
+
+
+# ---------------------------------------------------------------- the docs' pictures
+
+
+def load_pictures_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("docs_pictures", ROOT / "docs" / "pictures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_blank_picture_fails_the_check():
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (800, 400), "white").save(buffer, format="PNG")
+    with pytest.raises(AssertionError, match="blank"):
+        check_png(base64.b64encode(buffer.getvalue()).decode())
+
+
+def test_the_pictures_script_draws_every_picture_from_a_real_run(tmp_path):
+    pictures = load_pictures_script()
+    written = pictures.main([str(tmp_path)])
+    assert [p.name for p in written] == list(pictures.PICTURES)
+    for path in written:
+        width, height = check_png(base64.b64encode(path.read_bytes()).decode())
+        assert width >= 800 and height >= 400, (path.name, width, height)
+    # every picture is committed where the docs find it, and some page shows it
+    pages = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "docs").rglob("*.md"))
+    for name in pictures.PICTURES:
+        assert (ROOT / "docs" / "images" / name).is_file(), name
+        assert f"images/{name}" in pages, f"no docs page shows {name}"
