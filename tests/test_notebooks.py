@@ -308,3 +308,53 @@ def test_the_pictures_script_draws_every_picture_from_a_real_run(tmp_path):
     for name in pictures.PICTURES:
         assert (ROOT / "docs" / "images" / name).is_file(), name
         assert f"images/{name}" in pages, f"no docs page shows {name}"
+
+
+# ---------------------------------------------------------------- as a reader sees it
+
+
+def load_check_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("docs_check_notebook",
+                                                  ROOT / "docs" / "check_notebook.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_browser_check_finds_a_dead_player_a_missing_plot_and_a_blank_page():
+    check = load_check_script()
+    player = {"how": "loadedmetadata", "ready_state": 4, "duration_s": 8.0, "error": None,
+              "source": "data:audio/mpeg;base64,//uY", "box": {"width": 300, "height": 54}}
+    plot = {"complete": True, "natural_width": 990, "natural_height": 720,
+            "source": "data:image/png;base64,iVBO", "box": {"width": 990, "height": 720}}
+    good = {"players": [player] * check.EXPECTED_PLAYERS, "images": [plot] * 2,
+            "screenshot": {"width": 1280, "height": 4000, "std": 40.0}}
+    assert check.problems(good) == []
+    dead = dict(player, how="error", ready_state=0, error=4, duration_s=float("nan"))
+    hidden = dict(plot, box={"width": 0, "height": 0})
+    bad = {"players": [dead] + [player] * (check.EXPECTED_PLAYERS - 1), "images": [hidden],
+           "screenshot": {"width": 1280, "height": 4000, "std": 0.0}}
+    found = "\n".join(check.problems(bad))
+    for words in ("player 0 did not load", "1 plot images", "plot 0 is not drawn",
+                  "looks blank"):
+        assert words in found, found
+
+
+def test_the_quickstart_in_headless_chromium(tmp_path):
+    check = load_check_script()
+    if check.find_chromium() is None:
+        pytest.skip("no Chromium on this machine (Debian: apt-get install -y chromium; "
+                    ".ci/run installs it), so the rendered quickstart cannot be opened")
+    pytest.importorskip("playwright", reason="the browser check drives Chromium through "
+                        "playwright: pip install -e '.[test]'")
+    pytest.importorskip("nbconvert", reason="the quickstart is rendered to HTML by nbconvert: "
+                        "pip install -e '.[test]'")
+    report = check.check(tmp_path)
+    assert report["problems"] == [], report["problems"]
+    # what the browser decoded, not what the HTML claims: every player's MP3 lasts the song
+    assert [round(p["duration_s"]) for p in report["players"]] == [8] * 12
+    assert all(p["box"]["width"] > 0 for p in report["players"])
+    assert (tmp_path / "quickstart.png").stat().st_size > 10_000
+    assert json.loads((tmp_path / "report.json").read_text())["problems"] == []
