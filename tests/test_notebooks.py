@@ -179,7 +179,7 @@ def test_runs_in_a_kernel_without_a_warning(path, executed):
 def test_quickstart_shows_players_and_plots_and_saves_the_song(executed):
     run = executed("quickstart.ipynb")
     html = run.data("text/html")
-    first_index, first = html[0]
+    _, first = html[0]
     # the song: the mix and its four stems, each an MP3 player of the whole 8 s
     found = players(first)
     assert [mime for mime, _ in found] == ["audio/mpeg"] * 5
