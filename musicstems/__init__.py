@@ -18,9 +18,16 @@ when MusicGen generation starts.
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
+
+# pooch (which librosa imports on first use) imports tqdm.auto, and in a Jupyter kernel without
+# ipywidgets that warns "IProgress not found" on the notebook's first cell. musicstems draws the
+# text bar there on purpose (progress.progress_bar_class), so the advice is noise; only that
+# message from tqdm is hidden.
+warnings.filterwarnings("ignore", message="IProgress not found", module="tqdm")
 
 # public name -> module that defines it; loaded on first attribute access (PEP 562)
 _LAZY = {
