@@ -211,20 +211,22 @@ def _generate_together(requests: list[Request], max_batch: int | None, callback)
     """:func:`generate_requests` for requests of one loop signature."""
     import time
 
-    from .heard import prepare_heard
-    from .melody import is_melody
-    from .musicgen import _model_inputs, _seeded, _windows, choose_sampler, load_model
-    from .progress import StepProgress
-    from .runs import run_generate, run_musicstems, timing_report, tokenize
-    from .windows import decoder_steps
+    from .musicgen import load_model
 
     first = requests[0].settings
     load_start = time.perf_counter()
     loaded = load_model(first.model, device=first.device, precision=first.precision,
                         quiet=not first.progress)
-    import torch  # loaded by now; after load_model, which refuses an unreachable model first
+    # torch is loaded by now; after load_model, which refuses an unreachable model first
+    import torch
 
+    from .heard import prepare_heard
+    from .melody import is_melody
+    from .musicgen import _model_inputs, _seeded, _windows, choose_sampler
+    from .progress import StepProgress
+    from .runs import run_generate, run_musicstems, timing_report, tokenize
     from .sampling import stem_streams
+    from .windows import decoder_steps
 
     model = loaded.model
     # A request's rows in the order of its stems' names, whatever order they came in: a
