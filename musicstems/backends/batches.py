@@ -12,8 +12,9 @@ rounding may (docs/backends.md), and each song's report records its ``groups`` (
 each batch) and ``batch_sizes`` (every batch's stems, other songs' included).
 
 Requests are sampled together only where everything that shapes the loop is the same: model,
-device, precision, duration, guidance and sampling settings, primer and harmony, and the
-primer's length; others go in batches of their own.
+device, precision, duration, guidance and sampling settings, primer and harmony, the batch
+settings, and the primer's length; others go in batches of their own. A stem that alone needs
+more memory than the budget is refused before any batch runs.
 """
 
 from __future__ import annotations
@@ -49,10 +50,11 @@ class Row:
 
 
 def loop_signature(settings) -> tuple:
-    """What must be equal for two songs' stems to share one sampling loop."""
+    """What must be equal for two songs' stems to share one sampling loop (the batch
+    settings too: the loop is planned with one of them)."""
     return (settings.model, settings.device, settings.precision, settings.duration_s,
             settings.guidance_scale, settings.temperature, settings.top_k, settings.top_p,
-            settings.primer, settings.harmony)
+            settings.primer, settings.harmony, settings.max_batch, settings.memory_budget_gb)
 
 
 def make_batches(rows: list[Row], max_batch: int | None) -> list[list[Row]]:
@@ -87,6 +89,11 @@ def run_batches(batches: list[list[Row]], run, estimate, budget: tuple[int | Non
         Each batch's estimated bytes, as it ran.
     """
     limit, limit_from = budget
+    if limit is not None:  # a stem that can never fit is refused before any batch runs
+        for batch in batches:
+            alone = estimate(batch[:1])
+            if alone > limit:
+                raise _too_big(batch[0], alone, limit, limit_from)
     todo, audio, ran, splits, estimates = list(batches), {}, [], [], []
     while todo:
         batch = todo.pop(0)
@@ -107,14 +114,15 @@ def run_batches(batches: list[list[Row]], run, estimate, budget: tuple[int | Non
             if not is_out_of_memory(error):
                 raise
             _release_device_memory()
+            said = (str(error).splitlines() or [type(error).__name__])[0]
             if len(batch) == 1:
                 raise MusicStemsError(
                     f"generating stem {batch[0].stem.name!r} alone ran out of memory "
-                    f"({str(error).splitlines()[0]}). Pass a shorter duration_s, "
+                    f"({said}). Pass a shorter duration_s, "
                     "precision='int8' on a CPU or 'fp16' on a GPU, or a smaller model.",
                     arguments={"stems": batch[0].stem.name}) from error
             splits.append({"stems": len(batch), "into": [len(h) for h in _halves(batch)],
-                           "reason": f"out of memory: {str(error).splitlines()[0][:200]}"})
+                           "reason": f"out of memory: {said[:200]}"})
             todo[:0] = _halves(batch)
             if on_split is not None:
                 on_split()
@@ -152,7 +160,6 @@ def budget_for(device: str, memory_budget_gb: float | None) -> tuple[int | None,
     if device == "cpu" or memory_budget_gb is not None:
         return memory_budget_bytes(memory_budget_gb)
     return None, f"no estimate on {device}: a batch that does not fit is halved when it fails"
-
 
 
 def generate_requests(requests: list[Request], *, max_batch: int | None = None,
