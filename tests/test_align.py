@@ -749,3 +749,13 @@ def test_the_pipeline_passes_a_silent_stem_through_unaligned():
     # the control: align_stems itself refuses the silent stem
     with pytest.raises(MusicStemsError, match="silent"):
         align_stems(raw, made.sample_rate, bpm=120)
+
+
+def test_an_output_length_past_an_hour_is_refused_not_allocated():
+    audio = np.ones((1, 64), np.float32)
+    audio[0, 0] = 0.0
+    with pytest.raises(MusicStemsError, match=r"length=4294967296 .* up to 28800000"):
+        align_stems({"a": audio}, 8000, length=2**32)  # 16 GB of float32
+    # the control: an hour is allowed, and padded to the sample
+    assert align_stems({"a": audio}, 8000, length=3600 * 8000).stems["a"].shape == \
+        (1, 3600 * 8000)

@@ -20,16 +20,23 @@ def _check_flag(value: Any, argument: str) -> bool:
     return bool(value)
 
 
-def _check_length(length: Any, longest: int) -> int:
+# An output longer than this many seconds is refused: 2**32 samples would be a 16 GB array per
+# channel, allocated lazily and filled later, long after the call looked fine.
+MAX_LENGTH_S = 3600.0
+
+
+def _check_length(length: Any, longest: int, rate: int) -> int:
     """``length`` in samples as an int; None means the longest stem."""
     if length is None:
         return longest
     if isinstance(length, np.integer):
         length = length.item()
-    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+    most = max(longest, int(MAX_LENGTH_S * rate))
+    if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= most:
         raise MusicStemsError(
             f"length={length!r} is not allowed; pass the output length in samples as a positive "
-            f"int (e.g. {longest}, the longest stem), or None for the longest stem.")
+            f"int up to {most} ({MAX_LENGTH_S:g} s at {rate} Hz; e.g. {longest}, the longest "
+            "stem), or None for the longest stem.", arguments={"length": length})
     return length
 
 
@@ -65,7 +72,7 @@ def _check_inputs(stems, sample_rate, *, bpm, key, stretch, beat_offset, pitch_s
             raise MusicStemsError(f"stems has the name {name!r}; name every stem with a "
                                   "non-empty text, e.g. 'drums'.")
         audio[name] = _check_stem(name, value, rate)
-    length = _check_length(length, max(y.shape[-1] for y in audio.values()))
+    length = _check_length(length, max(y.shape[-1] for y in audio.values()), rate)
     if reference is not None and reference not in audio:
         raise MusicStemsError(
             f"reference={reference!r} is not one of the stems ({', '.join(map(repr, audio))}); "
