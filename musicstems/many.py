@@ -200,9 +200,15 @@ def _compose_chunk(chunk: list, out_dir, fmt: str, max_batch: int) -> list:
         except Exception:  # noqa: BLE001 - each song alone below, its own error recorded
             songs = None
         if songs is not None:
+            done = {name: None for name, _, _ in chunk}
             for (name, _, fingerprint), song in zip(todo, songs):
-                _save(song, name, out_dir, fmt, fingerprint)
-            return [(name, None) for name, _, _ in chunk]
+                try:  # a song that cannot be saved (a full disk) fails alone
+                    _save(song, name, out_dir, fmt, fingerprint)
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except Exception as error:
+                    done[name] = _one_line(error)
+            return list(done.items())
     done = {name: None for name, _, _ in chunk}
     for name, spec, fingerprint in todo:
         try:

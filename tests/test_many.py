@@ -296,3 +296,22 @@ def test_the_cli_takes_max_batch_stems_and_speaks_its_flag(tmp_path, capsys):
     assert main(["compose-many", str(tmp_path / "songs"), "--out", str(tmp_path / "out"),
                  "--max-batch-stems", "1", "--quiet"]) == 0
     assert "2 done" in capsys.readouterr().out
+
+
+def test_a_song_of_a_shared_loop_that_cannot_be_saved_fails_alone(tmp_path, tiny_model,
+                                                                   monkeypatch):
+    from musicstems.destination import Destination
+
+    real = Destination.save
+
+    def full_disk_for_bad(self, song, name, fmt):  # an injected fault in one song's save
+        if name == "bad":
+            raise OSError(28, "No space left on device")
+        return real(self, song, name, fmt)
+
+    monkeypatch.setattr(Destination, "save", full_disk_for_bad)
+    songs = [{"name": "good", "stems": {"drums": "techno drums", "bass": "acid bass"}},
+             {"name": "bad", "stems": {"drums": "techno drums", "bass": "reese bass"}}]
+    summary = compose_many(songs, tmp_path, max_batch_stems=4, **_tiny(tiny_model))
+    assert summary.done == ["good"] and "No space left" in summary.failed["bad"]
+    assert Composition.load(tmp_path / "good").manifest["backend"]["batch_sizes"] == [4]
